@@ -1,0 +1,166 @@
+"""One image loader for training, evaluation and serving, so every stage sees the same pixels.
+
+Any accepted input (a file path, raw bytes, a data URL, or a PIL image) becomes an RGB image.
+Unusual but valid images are converted, not refused: CMYK JPEG, alpha (composited on white),
+16-bit greyscale, palette images, animated GIF/WebP (first frame). Decompression bombs and
+corrupt files raise `ImageError` with a message that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 40_000_000
+"""Refuse decoded images larger than this many pixels (a 20000x20000 PNG is a bomb, not an ad)."""
+
+_DATA_URL_RE = re.compile(r"^data:(?P<mime>[\w/+.-]*)?(?P<params>(;[\w=.-]+)*)?,(?P<data>.*)$", re.DOTALL)
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image; the message names the problem."""
+
+
+def decode_data_url(url: str) -> bytes:
+    m = _DATA_URL_RE.match(url)
+    if not m:
+        raise ImageError("malformed data URL (expected data:image/...;base64,...)")
+    mime = (m.group("mime") or "").lower()
+    if mime and not mime.startswith("image/"):
+        raise ImageError(f"data URL has media type {mime!r}, expected image/*")
+    if ";base64" not in (m.group("params") or ""):
+        raise ImageError("data URL is not base64-encoded")
+    try:
+        return base64.b64decode(m.group("data"), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ImageError(f"data URL holds invalid base64: {e}") from e
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL image mode to RGB the way every stage does it."""
+    if getattr(img, "is_animated", False):
+        img.seek(0)
+    img = ImageOps.exif_transpose(img) or img
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy()
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if mode in ("RGBA", "LA", "PA") or img.mode == "RGBA":
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(
+    source: Any,
+    *,
+    allow_paths: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Open `source` (path, bytes, data URL, PIL image) as an RGB image.
+
+    Serving passes `allow_paths=False`: a request must never make the server read its own files.
+    """
+    if isinstance(source, Image.Image):
+        return to_rgb(source)
+    if isinstance(source, dict) and ("bytes" in source or "path" in source):  # datasets.Image
+        source = source.get("bytes") or source.get("path")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, str) and source.startswith("data:"):
+        data = decode_data_url(source)
+    elif isinstance(source, (str, Path)):
+        if not allow_paths:
+            raise ImageError("local file paths are not accepted here; send a data URL")
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"image file not found: {path}")
+        data = path.read_bytes()
+    else:
+        raise ImageError(f"unsupported image input of type {type(source).__name__}")
+    if not data:
+        raise ImageError("image is empty (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            w, h = probe.size
+            if w * h > max_pixels:
+                raise ImageError(f"image is {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}")
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        return to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as e:
+        raise ImageError("not an image (unrecognised format)") from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"image refused as a decompression bomb: {e}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"corrupt or truncated image: {e}") from e
+
+
+def fit_to_pixels(
+    img: Image.Image, min_pixels: int, max_pixels: int, factor: int = 28
+) -> Image.Image:
+    """Resize to qwen-vl-utils' `smart_resize` bounds (sides multiples of `factor`).
+
+    Applying it before the processor makes the processor's own resize a no-op, so the pixels the
+    model sees do not depend on which code path (TRL, transformers, vLLM) fed it.
+    """
+    from qwen_vl_utils import smart_resize
+
+    h, w = smart_resize(img.height, img.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    if (w, h) == img.size:
+        return img
+    return img.resize((w, h), Image.Resampling.BICUBIC)
+
+
+def processor_pixel_bounds(processor: Any) -> tuple[int, int, int]:
+    """(min_pixels, max_pixels, factor) of a Qwen-VL processor's image processor."""
+    ip = getattr(processor, "image_processor", processor)
+    size = getattr(ip, "size", None) or {}
+    min_px = getattr(ip, "min_pixels", None) or size.get("shortest_edge") or 56 * 56
+    max_px = getattr(ip, "max_pixels", None) or size.get("longest_edge") or 28 * 28 * 1280
+    factor = int(getattr(ip, "patch_size", 14)) * int(getattr(ip, "merge_size", 2))
+    return int(min_px), int(max_px), factor
+
+
+def prepare_image(source: Any, processor: Any, **load_kwargs: Any) -> Image.Image:
+    """Load and resize an image exactly as the model behind `processor` will see it."""
+    min_px, max_px, factor = processor_pixel_bounds(processor)
+    return fit_to_pixels(load_image(source, **load_kwargs), min_px, max_px, factor)
+
+
+def to_png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def to_data_url(source: Any) -> str:
+    """A PNG data URL for any accepted input (what OpenAI-compatible clients send)."""
+    png = to_png_bytes(load_image(source))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def image_tokens(img: Image.Image, factor: int = 28) -> int:
+    """Visual tokens a Qwen-VL model spends on an image already fitted to its bounds."""
+    return math.ceil(img.width / factor) * math.ceil(img.height / factor)
