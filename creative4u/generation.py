@@ -51,13 +51,19 @@ def prompt_text(processor: Any, messages: list[dict[str, Any]]) -> str:
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def pair_inputs(processor: Any, req: PairRequest, *, allow_paths: bool = True) -> tuple[str, list[Any]]:
+def pair_inputs(
+    processor: Any, req: PairRequest, *, allow_paths: bool = True
+) -> tuple[str, list[Any]]:
     """(prompt text, [image A, image B]) exactly as every backend feeds them to the model."""
-    images = [prepare_image(img, processor, allow_paths=allow_paths) for img in (req.image_a, req.image_b)]
+    images = [
+        prepare_image(img, processor, allow_paths=allow_paths) for img in (req.image_a, req.image_b)
+    ]
     return prompt_text(processor, build_messages(req.query, req.title)), images
 
 
-def answer_probs_from_steps(pieces: Sequence[str], step_logprobs: Sequence[dict[str, float] | None]) -> dict[str, float] | None:
+def answer_probs_from_steps(
+    pieces: Sequence[str], step_logprobs: Sequence[dict[str, float] | None]
+) -> dict[str, float] | None:
     """Find the step right after the text "<answer>" and read P("A") and P("B") there.
 
     `pieces[i]` is the text of generated token i; `step_logprobs[i]` maps candidate token texts at
@@ -85,7 +91,9 @@ class TransformersGenerator:
         self._answer_ids = {k: tok.convert_tokens_to_ids(tok.tokenize(k))[-1] for k in ("A", "B")}
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, adapter: str | None = None, **kwargs: Any) -> TransformersGenerator:
+    def from_pretrained(
+        cls, name_or_path: str, adapter: str | None = None, **kwargs: Any
+    ) -> TransformersGenerator:
         from creative4u.vlm import load
 
         model, processor = load(name_or_path, adapter, **kwargs)
@@ -134,7 +142,8 @@ class TransformersGenerator:
                     n -= 1
                 pieces = [tok.decode([t], skip_special_tokens=False) for t in ids[:n]]
                 steps = [
-                    {k: float(logprobs[i, j, tid]) for k, tid in self._answer_ids.items()} for j in range(n)
+                    {k: float(logprobs[i, j, tid]) for k, tid in self._answer_ids.items()}
+                    for j in range(n)
                 ]
                 text = tok.decode(ids[:n], skip_special_tokens=True)
                 out.append(
@@ -149,7 +158,9 @@ class TransformersGenerator:
         return out
 
 
-def default_engine_kwargs(ref: ModelRef, max_model_len: int = 4096, **overrides: Any) -> dict[str, Any]:
+def default_engine_kwargs(
+    ref: ModelRef, max_model_len: int = 4096, **overrides: Any
+) -> dict[str, Any]:
     """vLLM engine arguments for a pair-comparison workload (two images per prompt)."""
     kwargs: dict[str, Any] = dict(
         model=ref.base,
@@ -159,7 +170,9 @@ def default_engine_kwargs(ref: ModelRef, max_model_len: int = 4096, **overrides:
         seed=0,
     )
     if ref.adapter:
-        kwargs.update(enable_lora=True, max_lora_rank=max(8, adapter_rank(ref.adapter)), max_loras=1)
+        kwargs.update(
+            enable_lora=True, max_lora_rank=max(8, adapter_rank(ref.adapter)), max_loras=1
+        )
     kwargs.update(overrides)
     return kwargs
 
@@ -194,21 +207,28 @@ class VLLMGenerator:
         temperature: float = 0.0,
         allow_paths: bool = True,
         seed: int | None = None,
+        use_adapter: bool = True,
     ) -> list[Generation]:
+        """Generate for each request; `use_adapter=False` answers with the bare base model."""
         from vllm import SamplingParams
 
         inputs = []
         for r in requests:
             prompt, images = pair_inputs(self.processor, r, allow_paths=allow_paths)
             inputs.append({"prompt": prompt, "multi_modal_data": {"image": images}})
-        params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, logprobs=20, seed=seed)
-        outs = self.llm.generate(inputs, params, lora_request=self._lora, use_tqdm=False)
+        params = SamplingParams(
+            max_tokens=max_new_tokens, temperature=temperature, logprobs=20, seed=seed
+        )
+        lora = self._lora if use_adapter else None
+        outs = self.llm.generate(inputs, params, lora_request=lora, use_tqdm=False)
         results = []
         for o in outs:
             c = o.outputs[0]
             pieces, steps = [], []
             for tid, lp in zip(c.token_ids, c.logprobs or [], strict=False):
-                pieces.append(lp[tid].decoded_token if tid in lp and lp[tid].decoded_token is not None else "")
+                pieces.append(
+                    lp[tid].decoded_token if tid in lp and lp[tid].decoded_token is not None else ""
+                )
                 steps.append({(v.decoded_token or ""): v.logprob for v in lp.values()})
             results.append(
                 Generation(

@@ -22,7 +22,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DEFAULT_MAX_PIXELS = 40_000_000
 """Refuse decoded images larger than this many pixels (a 20000x20000 PNG is a bomb, not an ad)."""
 
-_DATA_URL_RE = re.compile(r"^data:(?P<mime>[\w/+.-]*)?(?P<params>(;[\w=.-]+)*)?,(?P<data>.*)$", re.DOTALL)
+_DATA_URL_RE = re.compile(
+    r"^data:(?P<mime>[\w/+.-]*)?(?P<params>(;[\w=.-]+)*)?,(?P<data>.*)$", re.DOTALL
+)
 
 
 class ImageError(ValueError):
@@ -103,7 +105,9 @@ def load_image(
         with Image.open(io.BytesIO(data)) as probe:
             w, h = probe.size
             if w * h > max_pixels:
-                raise ImageError(f"image is {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}")
+                raise ImageError(
+                    f"image is {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}"
+                )
         img = Image.open(io.BytesIO(data))
         img.load()
         return to_rgb(img)
@@ -127,7 +131,9 @@ def fit_to_pixels(
     """
     from qwen_vl_utils import smart_resize
 
-    h, w = smart_resize(img.height, img.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    h, w = smart_resize(
+        img.height, img.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
+    )
     if (w, h) == img.size:
         return img
     return img.resize((w, h), Image.Resampling.BICUBIC)

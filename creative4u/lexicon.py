@@ -108,8 +108,19 @@ def tokenizer_corpus(n: int = 3000, seed: int = 0) -> list[str]:
         q_style = rng.choice(STYLES)
         intent = rng.choice(INTENTS)
         lines.append(title)
-        lines.append(rng.choice([f"{q_colour} {noun}", f"{q_style} {noun}", f"{noun} {intent}", f"{q_colour} {q_style} {noun}"]))
-        lines.append(f"{rng.choice(SELLING_POINTS)} {rng.choice(CALLS_TO_ACTION)} ${rng.randint(5, 399)}.{rng.choice(['00', '99', '49'])}")
+        lines.append(
+            rng.choice(
+                [
+                    f"{q_colour} {noun}",
+                    f"{q_style} {noun}",
+                    f"{noun} {intent}",
+                    f"{q_colour} {q_style} {noun}",
+                ]
+            )
+        )
+        lines.append(
+            f"{rng.choice(SELLING_POINTS)} {rng.choice(CALLS_TO_ACTION)} ${rng.randint(5, 399)}.{rng.choice(['00', '99', '49'])}"
+        )
         a, b = rng.sample(DIMENSION_WORDS, 2)
         lines.append(f"A {a}, B {b} ({category}, {colour}, {rng.choice(PROPS)})")
     return lines

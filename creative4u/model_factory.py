@@ -97,14 +97,23 @@ def _corpus() -> list[str]:
     texts = tokenizer_corpus()
     # The fixed prompt is in every example: weight it so its words become single tokens.
     texts += [protocol_instructions()] * 500
-    texts += [user_interest_text(q, t) + "\nCreative A:\nCreative B:" for q, t in zip(texts[1:800:4], texts[0:800:4], strict=False)]
+    texts += [
+        user_interest_text(q, t) + "\nCreative A:\nCreative B:"
+        for q, t in zip(texts[1:800:4], texts[0:800:4], strict=False)
+    ]
     words = texts[3::4]
     for i, reason in enumerate(words[:400]):
         dims = {
             d: DimensionVerdict(d, ("A>B", "A=B", "A<B")[(i + j) % 3], reason)  # type: ignore[arg-type]
             for j, d in enumerate(DIMENSION_IDS)
         }
-        texts.append(render(Verdict(winner="AB"[i % 2], identical=False, indistinguishable=False, dimensions=dims)))  # type: ignore[arg-type]
+        texts.append(
+            render(
+                Verdict(
+                    winner="AB"[i % 2], identical=False, indistinguishable=False, dimensions=dims
+                )
+            )
+        )  # type: ignore[arg-type]
     return texts
 
 
@@ -136,7 +145,9 @@ def train_tokenizer(vocab_size: int):
     )
 
 
-def build(out: str | Path, preset: str = "tiny", image_size: int | None = None, seed: int = 0) -> Path:
+def build(
+    out: str | Path, preset: str = "tiny", image_size: int | None = None, seed: int = 0
+) -> Path:
     """Create the model folder `out` (config, weights, tokenizer, processor, chat template)."""
     import torch
     from transformers import (
@@ -172,7 +183,11 @@ def build(out: str | Path, preset: str = "tiny", image_size: int | None = None, 
         num_attention_heads=p.num_heads,
         num_key_value_heads=p.num_kv_heads,
         max_position_embeddings=p.max_position_embeddings,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section(head_dim)},
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": mrope_section(head_dim),
+        },
         tie_word_embeddings=True,
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
@@ -208,9 +223,12 @@ def build(out: str | Path, preset: str = "tiny", image_size: int | None = None, 
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
     model.save_pretrained(out)
 
+    # A square creative becomes exactly size x size. The lower bound is a quarter of that, not
+    # equal to it: with min == max, a non-square image has no size the processor's resize maps to
+    # itself, and the pixels would then depend on who resized last.
     pixels = size * size
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=pixels, max_pixels=pixels),
+        image_processor=Qwen2VLImageProcessor(min_pixels=pixels // 4, max_pixels=pixels),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(),
         chat_template=CHAT_TEMPLATE,

@@ -48,11 +48,26 @@ QUESTIONS: tuple[Question, ...] = (
     Question("Q2", "indistinguishable", "Are A and B too similar to judge?", "yesno"),
     Question("Q3", "query match", "Which matches the search query better?", "compare"),
     Question("Q4", "title match", "Which shows the product of the title better?", "compare"),
-    Question("Q5", "text in image", "Which has better text: selling point, price, call to action, legibility?", "compare"),
+    Question(
+        "Q5",
+        "text in image",
+        "Which has better text: selling point, price, call to action, legibility?",
+        "compare",
+    ),
     Question("Q6", "models and props", "Which uses models and props better?", "compare"),
     Question("Q7", "layout", "Which has the better layout?", "compare"),
-    Question("Q8", "product subject", "Which presents the product subject better: size, position, completeness?", "compare"),
-    Question("Q9", "background", "Which has the better background: colour harmony, little clutter?", "compare"),
+    Question(
+        "Q8",
+        "product subject",
+        "Which presents the product subject better: size, position, completeness?",
+        "compare",
+    ),
+    Question(
+        "Q9",
+        "background",
+        "Which has the better background: colour harmony, little clutter?",
+        "compare",
+    ),
 )
 QUESTION_BY_ID: dict[str, Question] = {q.id: q for q in QUESTIONS}
 DIMENSION_IDS: tuple[str, ...] = tuple(q.id for q in QUESTIONS if q.kind == "compare")
@@ -196,7 +211,9 @@ def build_messages(
     def image_part(img: Any) -> dict[str, Any]:
         if style == "openai":
             if img is None or not isinstance(img, str):
-                raise ValueError("style='openai' needs each image as a URL string (data: or http(s):)")
+                raise ValueError(
+                    "style='openai' needs each image as a URL string (data: or http(s):)"
+                )
             return {"type": "image_url", "image_url": {"url": img}}
         return {"type": "image"} if img is None else {"type": "image", "image": img}
 
@@ -233,7 +250,9 @@ def render(verdict: Verdict) -> str:
         if d is None:
             raise ValueError(f"verdict has no comparison for {q.id} ({q.name})")
         if d.verdict not in COMPARISONS:
-            raise ValueError(f"{q.id}: verdict {d.verdict!r} is not one of {', '.join(COMPARISONS)}")
+            raise ValueError(
+                f"{q.id}: verdict {d.verdict!r} is not one of {', '.join(COMPARISONS)}"
+            )
         reason = clean_reason(d.reason)
         if not reason:
             raise ValueError(f"{q.id}: the reason is empty")
@@ -249,7 +268,9 @@ def render(verdict: Verdict) -> str:
 
 _ANSWER_RE = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL)
 _OPEN_ANSWER_RE = re.compile(r"<answer>\s*([AB])\b")
-_LOOSE_ANSWER_RE = re.compile(r"(?:^|\n)\s*(?:answer|winner)\s*[:=]?\s*\**\s*([AB])\b\W*$", re.IGNORECASE)
+_LOOSE_ANSWER_RE = re.compile(
+    r"(?:^|\n)\s*(?:answer|winner)\s*[:=]?\s*\**\s*([AB])\b\W*$", re.IGNORECASE
+)
 _LINE_RE = re.compile(r"^(Q\d+)\s+([a-z ]+?)\s*:\s*(.*)$")
 _COMPARE_RE = re.compile(r"^(\S+)\s+-\s+(.+)$")
 

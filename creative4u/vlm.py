@@ -36,10 +36,14 @@ def resolve(name_or_path: str, adapter: str | None = None) -> ModelRef:
         cfg = json.loads((Path(name_or_path) / "adapter_config.json").read_text())
         base = cfg.get("base_model_name_or_path")
         if not base:
-            raise ValueError(f"{name_or_path} is an adapter without base_model_name_or_path; pass the base model too")
+            raise ValueError(
+                f"{name_or_path} is an adapter without base_model_name_or_path; pass the base model too"
+            )
         return ModelRef(base=base, adapter=str(name_or_path))
     if adapter is not None and not is_adapter(adapter):
-        raise ValueError(f"--adapter {adapter}: no adapter_config.json there (is it a full model folder?)")
+        raise ValueError(
+            f"--adapter {adapter}: no adapter_config.json there (is it a full model folder?)"
+        )
     return ModelRef(base=str(name_or_path), adapter=adapter)
 
 
@@ -70,9 +74,15 @@ def load(
     from transformers import AutoModelForImageTextToText
 
     ref = resolve(name_or_path, adapter)
-    processor_src = ref.adapter if ref.adapter and (Path(ref.adapter) / "processor_config.json").is_file() else ref.base
+    processor_src = (
+        ref.adapter
+        if ref.adapter and (Path(ref.adapter) / "processor_config.json").is_file()
+        else ref.base
+    )
     processor = load_processor(processor_src)
-    model = AutoModelForImageTextToText.from_pretrained(ref.base, dtype=dtype, device_map=device_map, **kwargs)
+    model = AutoModelForImageTextToText.from_pretrained(
+        ref.base, dtype=dtype, device_map=device_map, **kwargs
+    )
     if ref.adapter:
         from peft import PeftModel
 
