@@ -1,0 +1,32 @@
+# The two front-door commands: `make demo` (the main job) and `make test` (the test suite).
+# They work on a fresh machine with only Python and pip: uv is bootstrapped if it is missing,
+# then the locked environment (CPU build of vLLM) is synced into .venv.
+
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+SYNC := $(UV) sync --locked --extra cpu
+RUN := $(UV) run --locked --extra cpu
+DEMO_OUT ?= runs/demo
+
+.PHONY: setup test demo lint format
+
+$(HOME)/.local/bin/uv:
+	python3 -m pip install --quiet --user uv
+
+setup: $(UV)
+	$(SYNC)
+
+test: setup
+	$(RUN) pytest
+
+demo: setup
+	$(RUN) creative4u model init $(DEMO_OUT)/model --preset small --force
+	$(RUN) creative4u model check $(DEMO_OUT)/model --engine vllm
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: setup
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
