@@ -8,12 +8,24 @@ SYNC := $(UV) sync --locked --extra cpu
 RUN := $(UV) run --locked --extra cpu
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup test demo lint format
+# Debian packages the product uses: tesseract (OCR in the rationale teacher and M2FN's text
+# input), DejaVu fonts (CreativeSim's renderer), Chromium (browser tests of the UI).
+SYSTEM_PKGS := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-deps test demo lint format
 
 $(HOME)/.local/bin/uv:
 	python3 -m pip install --quiet --user uv
 
-setup: $(UV)
+system-deps:
+	@if ! command -v tesseract >/dev/null || ! command -v chromium >/dev/null \
+	    || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
+	  echo "installing $(SYSTEM_PKGS)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PKGS); \
+	fi
+
+setup: $(UV) system-deps
 	$(SYNC)
 
 test: setup

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from importlib import import_module
 from importlib.metadata import entry_points
 
 # Every command the product offers, in the order `--help` lists them.
@@ -30,12 +31,13 @@ Register = Callable[[argparse.ArgumentParser], None]
 def _registrars() -> dict[str, Callable[[], Register]]:
     """Name -> a loader of its registrar: the core's own, then those installed stages declare."""
 
-    def core_model() -> Register:
-        from creative4u import model_cli
+    def core(module: str) -> Callable[[], Register]:
+        return lambda: import_module(module).register
 
-        return model_cli.register
-
-    found: dict[str, Callable[[], Register]] = {"model": core_model}
+    found: dict[str, Callable[[], Register]] = {
+        "model": core("creative4u.model_cli"),
+        "m2fn": core("creative4u.m2fn.cli"),
+    }
     for ep in entry_points(group="creative4u.commands"):
         found.setdefault(ep.name, ep.load)
     return found
@@ -49,13 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     registrars = _registrars()
     for name, help_text in COMMANDS.items():
-        load = registrars.get(name)
-        if load is None:
+        register = None
+        if name in registrars:
+            try:
+                register = registrars[name]()
+            except ModuleNotFoundError as e:
+                if not _is_own_module(e.name):
+                    raise  # a missing third-party dependency is a real error, not "not installed"
+        if register is None:
             p = sub.add_parser(name, help=f"{help_text} (not installed)", description=help_text)
             p.set_defaults(func=_missing(name))
         else:
-            load()(sub.add_parser(name, help=help_text, description=help_text))
+            register(sub.add_parser(name, help=help_text, description=help_text))
     return parser
+
+
+def _is_own_module(name: str | None) -> bool:
+    top = (name or "").split(".")[0]
+    return top in {"creative4u", "data", "sft", "rl", "serve", "eval", "demo"}
 
 
 def _missing(name: str) -> Callable[[argparse.Namespace], int]:
