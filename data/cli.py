@@ -1,0 +1,21 @@
+"""`creative4u data`: simulate a world, build CreativePair from click logs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    from data import simulate
+
+    p = sub.add_parser(
+        "simulate",
+        help="build a CreativeSim world: creatives, click log, truth",
+        description="Render CreativeSim creatives and sample a click log from its hidden click model; "
+        "write OUT/images, OUT/logs.parquet, OUT/truth.parquet, OUT/world.json and OUT/README.md, "
+        "and report how hard the world is.",
+    )
+    simulate.add_arguments(p)
+    p.set_defaults(func=simulate.run)
