@@ -1,0 +1,69 @@
+"""Pair-selection metrics shared by training-time validation and the evaluation stage.
+
+A record is one pair seen in one order: the label in that order, the parsed winner, whether the
+text was well-formed, and P(A). Records of the same pair in both orders give swap agreement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion (well-behaved near 0 and 1)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def order_records(
+    generations: Sequence[Any], labels: Sequence[tuple[str, bool]]
+) -> list[dict[str, Any]]:
+    """Records from generations of (pair, order) requests; labels are (label in A-first order,
+    swapped?). Consecutive original/swapped requests of a pair share a `pair` index."""
+    out = []
+    for i, (g, (label, swapped)) in enumerate(zip(generations, labels, strict=True)):
+        seen_label = {"A": "B", "B": "A"}[label] if swapped else label
+        out.append(
+            {
+                "pair": i // 2 if len(labels) % 2 == 0 else i,
+                "swapped": swapped,
+                "label": seen_label,
+                "winner": g.verdict.winner,
+                "well_formed": g.verdict.well_formed,
+                "p_a": g.p_a,
+            }
+        )
+    return out
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """accuracy (+ 95 % interval), well-formed rate, first-slot rate, order-swap agreement."""
+    n = len(records)
+    if n == 0:
+        return {"n": 0}
+    correct = sum(r["winner"] == r["label"] for r in records)
+    answered = [r for r in records if r["winner"] in ("A", "B")]
+    first = sum(r["winner"] == "A" for r in answered)
+    by_pair: dict[Any, dict[bool, str | None]] = {}
+    for r in records:
+        by_pair.setdefault(r["pair"], {})[r["swapped"]] = r["winner"]
+    both = [v for v in by_pair.values() if False in v and True in v]
+    agree = sum(
+        v[False] in ("A", "B") and v[True] in ("A", "B") and v[False] != v[True] for v in both
+    )  # the same creative chosen in both orders means opposite letters
+    lo, hi = wilson_interval(correct, n)
+    return {
+        "n": n,
+        "accuracy": correct / n,
+        "accuracy_ci": [lo, hi],
+        "well_formed_rate": sum(bool(r["well_formed"]) for r in records) / n,
+        "first_slot_rate": first / len(answered) if answered else None,
+        "swap_agreement": agree / len(both) if both else None,
+    }

@@ -1,0 +1,190 @@
+"""What the SFT and GRPO stages share: the model recipe fields, model loading for training, and
+turning CreativePair rows into TRL's conversational prompt / completion / images format.
+
+Both stages fine-tune either all parameters (from-scratch bases, where LoRA has nothing to
+preserve) or a LoRA adapter (pretrained checkpoints): that choice is a recipe field here, so that
+the entry points read like their recipes and never special-case a model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from creative4u.images import prepare_image
+from creative4u.protocol import build_messages, parse, render
+
+LANGUAGE_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+VISION_LINEAR = r".*visual.*\.(qkv|proj|fc1|fc2|gate_proj|up_proj|down_proj)"
+
+
+@dataclass
+class ModelArguments:
+    """The model and how it is fine-tuned (one block of every sft/grpo recipe)."""
+
+    model_name_or_path: str = field(
+        default="models/small", metadata={"help": "base model: folder or hub id"}
+    )
+    adapter_path: str | None = field(
+        default=None,
+        metadata={"help": "LoRA adapter to start from (e.g. the SFT adapter for GRPO)"},
+    )
+    finetune: str = field(default="full", metadata={"help": "full | lora"})
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_vision: bool = field(default=False, metadata={"help": "also put LoRA on the vision tower"})
+    dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | float16 | auto"})
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "e.g. sdpa, flash_attention_2"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.finetune not in ("full", "lora"):
+            raise ValueError(f"finetune must be 'full' or 'lora', got {self.finetune!r}")
+
+
+@dataclass
+class PairDataArguments:
+    """Where the pairs come from and how they are presented (shared by sft and grpo recipes)."""
+
+    dataset_path: str = field(
+        default="runs/demo/dataset", metadata={"help": "CreativePair DatasetDict folder"}
+    )
+    train_split: str = field(default="train")
+    eval_split: str = field(default="validation")
+    max_train_pairs: int | None = field(
+        default=None, metadata={"help": "use at most this many training pairs"}
+    )
+    max_eval_pairs: int | None = field(
+        default=64, metadata={"help": "validation pairs scored during training"}
+    )
+    swap_augmentation: bool = field(
+        default=True, metadata={"help": "present each pair in both orders (rationale mirrored)"}
+    )
+
+
+def lora_config(args: ModelArguments):
+    from peft import LoraConfig
+
+    target = LANGUAGE_LINEAR if not args.lora_vision else f"({LANGUAGE_LINEAR})|({VISION_LINEAR})"
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=target,
+        task_type="CAUSAL_LM",
+    )
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return "auto" if name == "auto" else getattr(torch, name)
+
+
+def load_for_training(args: ModelArguments) -> tuple[Any, Any]:
+    """(model, processor) ready for a trainer. With `adapter_path`, the adapter is loaded
+    trainable (continue a LoRA run); with finetune=full and an adapter, it is merged first."""
+    from transformers import AutoModelForImageTextToText
+
+    from creative4u.vlm import load_processor
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(args.dtype)}
+    if args.attn_implementation:
+        kwargs["attn_implementation"] = args.attn_implementation
+    model = AutoModelForImageTextToText.from_pretrained(args.model_name_or_path, **kwargs)
+    processor = load_processor(args.model_name_or_path)
+    processor.tokenizer.padding_side = "left"
+    if args.adapter_path:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(
+            model, args.adapter_path, is_trainable=args.finetune == "lora"
+        )
+        if args.finetune == "full":
+            model = model.merge_and_unload()
+    model.config.use_cache = False
+    return model, processor
+
+
+def label_from_row(row: dict[str, Any]) -> str | None:
+    return row.get("label") or None
+
+
+def pair_example(
+    row: dict[str, Any], processor: Any, swap: bool = False, with_completion: bool = True
+) -> dict[str, Any]:
+    """One CreativePair row as TRL wants it: conversational prompt, completion and the two images
+    (already at the model's pixel size). `swap` presents B first, with the rationale mirrored."""
+    a = prepare_image(row["image_a"], processor)
+    b = prepare_image(row["image_b"], processor)
+    label = label_from_row(row)
+    if swap:
+        a, b = b, a
+        label = {"A": "B", "B": "A"}.get(label or "", None)
+    ex: dict[str, Any] = {
+        "prompt": build_messages(row["query"], row["title"]),
+        "images": [a, b],
+        "label": label or "",
+        "pair_id": row["pair_id"],
+        "swapped": swap,
+        "creative_a": row["creative_b"] if swap else row["creative_a"],
+        "creative_b": row["creative_a"] if swap else row["creative_b"],
+        "query": row["query"],
+        "title": row["title"],
+    }
+    if with_completion:
+        verdict = parse(row["rationale"])
+        if not verdict.well_formed:
+            raise ValueError(
+                f"pair {row['pair_id']}: rationale is not well-formed ({verdict.reason})"
+            )
+        if swap:
+            verdict = verdict.swapped()
+        ex["completion"] = [{"role": "assistant", "content": render(verdict)}]
+    return ex
+
+
+def format_pairs(
+    ds: Any,
+    processor: Any,
+    *,
+    swap_augmentation: bool,
+    with_completion: bool = True,
+    max_pairs: int | None = None,
+    seed: int = 0,
+    desc: str = "formatting pairs",
+) -> Any:
+    """A CreativePair split as TRL examples; with swap augmentation every pair appears in both
+    orders, so a position bias earns nothing."""
+    from datasets import Dataset, Features, Image, Sequence, Value
+
+    if max_pairs is not None and len(ds) > max_pairs:
+        ds = ds.shuffle(seed=seed).select(range(max_pairs))
+
+    def gen():
+        for row in ds:
+            orders = (False, True) if swap_augmentation else (False,)
+            for swap in orders:
+                yield pair_example(row, processor, swap=swap, with_completion=with_completion)
+
+    rows = list(gen())
+    random.Random(seed).shuffle(rows)
+    out = Dataset.from_list(rows)
+    feats = dict(out.features)
+    feats["images"] = Sequence(Image())
+    feats["pair_id"] = Value("string")
+    return out.cast(Features(feats))
+
+
+def save_run_card(output_dir: str | Path, info: dict[str, Any]) -> None:
+    """A machine-readable note of what produced a checkpoint (stage, recipe, data, metrics)."""
+    path = Path(output_dir) / "creative4u_run.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(path.read_text()) if path.exists() else {}
+    old.update(info)
+    path.write_text(json.dumps(old, indent=2, default=str) + "\n")

@@ -1,0 +1,95 @@
+"""CoT-SFT: teach the selector to walk the protocol and name the winner (TRL `SFTTrainer`).
+
+Each CreativePair row becomes a conversational prompt (the protocol prompt with the two
+creatives) and a completion (the rationale), loss on the completion only; with order-swap
+augmentation every pair is also shown B-first with the rationale mirrored. Whether all parameters
+or a LoRA adapter are trained is the recipe's `finetune` field.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from creative4u.training import ModelArguments, PairDataArguments
+
+logger = logging.getLogger("creative4u.sft")
+
+
+@dataclass
+class SFTScriptArguments(PairDataArguments):
+    """The data block of an SFT recipe (see `PairDataArguments`)."""
+
+
+def main(script_args: SFTScriptArguments, training_args, model_args: ModelArguments) -> Path:
+    import time
+
+    from datasets import load_from_disk
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+
+    from creative4u.training import format_pairs, load_for_training, lora_config, save_run_card
+    from creative4u.validation import validation_accuracy
+
+    set_seed(training_args.seed)
+    model, processor = load_for_training(model_args)
+    pairs = load_from_disk(script_args.dataset_path)
+    train = format_pairs(
+        pairs[script_args.train_split],
+        processor,
+        swap_augmentation=script_args.swap_augmentation,
+        max_pairs=script_args.max_train_pairs,
+        seed=training_args.seed,
+    )
+    logger.info(
+        "training on %d examples (%d pairs)", len(train), len(pairs[script_args.train_split])
+    )
+
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        processing_class=processor,
+        peft_config=lora_config(model_args)
+        if model_args.finetune == "lora" and not model_args.adapter_path
+        else None,
+    )
+    last = (
+        get_last_checkpoint(training_args.output_dir)
+        if Path(training_args.output_dir).is_dir()
+        else None
+    )
+    if last:
+        logger.info("resuming from %s", last)
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=last)
+    train_s = time.time() - t0
+    trainer.save_model(training_args.output_dir)
+    processor.save_pretrained(training_args.output_dir)
+
+    metrics = {}
+    if script_args.max_eval_pairs and script_args.eval_split in pairs:
+        metrics = validation_accuracy(
+            trainer.model,
+            processor,
+            pairs[script_args.eval_split],
+            max_pairs=script_args.max_eval_pairs,
+        )
+        logger.info("validation: %s", metrics)
+    save_run_card(
+        training_args.output_dir,
+        {
+            "stage": "sft",
+            "base_model": model_args.model_name_or_path,
+            "finetune": model_args.finetune,
+            "dataset": script_args.dataset_path,
+            "train_examples": len(train),
+            "train_seconds": round(train_s, 1),
+            "train_loss": result.training_loss,
+            "global_step": result.global_step,
+            "validation": metrics,
+        },
+    )
+    return Path(training_args.output_dir)
