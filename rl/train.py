@@ -1,0 +1,192 @@
+"""Reason-to-Select GRPO: sample protocol answers, reward them, keep the best policy on validation.
+
+Rewards are registered by name in `rl.rewards` and weighted in the recipe (`reward_funcs`,
+`reward_weights`). The `m2fn` reward reads M2FN's P(A > B) for each pair and order, computed once
+before training. Every `validation_steps` the policy is scored greedily on validation pairs; the
+best policy seen (the starting SFT policy included) is what the run ships, so a collapsed policy
+never is.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from creative4u.training import ModelArguments, PairDataArguments
+
+logger = logging.getLogger("creative4u.rl")
+
+
+@dataclass
+class GRPOScriptArguments(PairDataArguments):
+    """The data and reward block of a GRPO recipe."""
+
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["format", "correct"],
+        metadata={"help": "names registered in rl.rewards"},
+    )
+    format_partial_credit: float = field(
+        default=0.0, metadata={"help": "format reward for a readable answer in a broken frame"}
+    )
+    m2fn_checkpoint: str | None = field(
+        default=None, metadata={"help": "M2FN checkpoint for the m2fn reward"}
+    )
+    include_unlabelled: bool = field(
+        default=False,
+        metadata={"help": "also train on the `unlabelled` split (rewarded by M2FN alone)"},
+    )
+    validation_steps: int = field(
+        default=50, metadata={"help": "score the policy on validation every N steps"}
+    )
+
+
+def with_m2fn_preferences(ds: Any, checkpoint: str) -> Any:
+    """Add `m2fn_p_a`: M2FN's P(CTR_A > CTR_B) for each example, in the order it is shown."""
+    from creative4u.m2fn import load as load_m2fn
+
+    scorer = load_m2fn(checkpoint)
+    probs = [
+        float(
+            scorer.prefer(
+                ex["images"][0], ex["images"][1], {"query": ex["query"], "title": ex["title"]}
+            )
+        )
+        for ex in ds
+    ]
+    return ds.add_column("m2fn_p_a", probs)
+
+
+class BestOnValidation:
+    """Trainer callback: score the policy on validation pairs and keep the best one on disk."""
+
+    def __init__(
+        self, processor: Any, split: Any, out: Path, every: int, max_pairs: int, max_new_tokens: int
+    ):
+        from transformers import TrainerCallback
+
+        self.processor, self.split, self.out = processor, split, out
+        self.every, self.max_pairs, self.max_new_tokens = every, max_pairs, max_new_tokens
+        self.best: tuple[float, float] | None = None
+        self.best_step = -1
+        self.curve: list[dict[str, Any]] = []
+        parent = self
+
+        class _CB(TrainerCallback):
+            def on_train_begin(self, args, state, control, model=None, **kw):
+                parent.score(model, state.global_step)
+
+            def on_step_end(self, args, state, control, model=None, **kw):
+                if state.global_step % parent.every == 0:
+                    parent.score(model, state.global_step)
+
+            def on_train_end(self, args, state, control, model=None, **kw):
+                if not parent.curve or parent.curve[-1]["step"] != state.global_step:
+                    parent.score(model, state.global_step)
+
+        self.callback = _CB()
+
+    def score(self, model: Any, step: int) -> None:
+        from creative4u.validation import validation_accuracy
+
+        m = validation_accuracy(
+            model, self.processor, self.split, self.max_pairs, self.max_new_tokens
+        )
+        key = (m.get("accuracy", 0.0), m.get("well_formed_rate", 0.0))
+        self.curve.append({"step": step, **m})
+        logger.info("validation at step %d: accuracy %.3f, well-formed %.3f", step, key[0], key[1])
+        if self.best is None or key > self.best:
+            self.best, self.best_step = key, step
+            if self.out.exists():
+                shutil.rmtree(self.out)
+            model.save_pretrained(self.out)
+            self.processor.save_pretrained(self.out)
+
+
+def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArguments) -> Path:
+    import time
+
+    from datasets import concatenate_datasets, load_from_disk
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOTrainer
+
+    from creative4u.training import format_pairs, load_for_training, lora_config, save_run_card
+    from rl.rewards import get_rewards
+
+    set_seed(training_args.seed)
+    model, processor = load_for_training(model_args)
+    pairs = load_from_disk(script_args.dataset_path)
+    train = format_pairs(
+        pairs[script_args.train_split],
+        processor,
+        swap_augmentation=script_args.swap_augmentation,
+        with_completion=False,
+        max_pairs=script_args.max_train_pairs,
+        seed=training_args.seed,
+    )
+    if script_args.include_unlabelled and "unlabelled" in pairs:
+        extra = format_pairs(
+            pairs["unlabelled"], processor, swap_augmentation=False, with_completion=False
+        )
+        train = concatenate_datasets([train, extra]).shuffle(seed=training_args.seed)
+    if "m2fn" in script_args.reward_funcs:
+        if not script_args.m2fn_checkpoint:
+            raise ValueError("reward 'm2fn' needs m2fn_checkpoint in the recipe")
+        train = with_m2fn_preferences(train, script_args.m2fn_checkpoint)
+
+    out = Path(training_args.output_dir)
+    best = BestOnValidation(
+        processor,
+        pairs[script_args.eval_split],
+        out / "best",
+        every=script_args.validation_steps,
+        max_pairs=script_args.max_eval_pairs or 32,
+        max_new_tokens=training_args.max_completion_length or 256,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=get_rewards(
+            script_args.reward_funcs, format_partial_credit=script_args.format_partial_credit
+        ),
+        args=training_args,
+        train_dataset=train,
+        processing_class=processor,
+        peft_config=lora_config(model_args)
+        if model_args.finetune == "lora" and not model_args.adapter_path
+        else None,
+        callbacks=[best.callback],
+    )
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if last:
+        logger.info("resuming from %s", last)
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=last)
+    train_s = time.time() - t0
+
+    # ship the best policy seen on validation (the starting one included)
+    shutil.copytree(out / "best", out, dirs_exist_ok=True)
+    save_run_card(
+        out,
+        {
+            "stage": "grpo",
+            "base_model": model_args.model_name_or_path,
+            "start_adapter": model_args.adapter_path,
+            "finetune": model_args.finetune,
+            "dataset": script_args.dataset_path,
+            "rewards": dict(
+                zip(
+                    script_args.reward_funcs,
+                    training_args.reward_weights or [1.0] * len(script_args.reward_funcs),
+                    strict=True,
+                )
+            ),
+            "train_seconds": round(train_s, 1),
+            "global_step": result.global_step,
+            "best_step": best.best_step,
+            "validation_curve": best.curve,
+        },
+    )
+    return out

@@ -1,0 +1,241 @@
+"""SFT (full and LoRA) and GRPO run from the tiny recipes; what they write loads in vLLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from creative4u.protocol import parse
+from creative4u.training import format_pairs
+from creative4u.vlm import is_adapter, load, load_processor
+from tests.pairs_fixture import make_pair_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+VLLM_SCRIPT = ROOT / "tests" / "scripts" / "vllm_generate.py"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pair_dataset(tmp_path_factory.mktemp("pairs"), products=8)
+
+
+def run(args: list[str], cwd: Path = ROOT) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout + res.stderr
+
+
+def test_swap_augmentation_mirrors_pairs(tiny_model: Path, pairs: Path) -> None:
+    from datasets import load_from_disk
+
+    split = load_from_disk(str(pairs))["train"].select(range(6))
+    ds = format_pairs(split, load_processor(str(tiny_model)), swap_augmentation=True)
+    assert len(ds) == 12
+    for pid in split["pair_id"]:
+        rows = [r for r in ds if r["pair_id"] == pid]
+        assert sorted(r["swapped"] for r in rows) == [False, True]
+        fwd, rev = sorted(rows, key=lambda r: r["swapped"])
+        assert fwd["label"] != rev["label"]
+        vf, vr = parse(fwd["completion"][0]["content"]), parse(rev["completion"][0]["content"])
+        assert vf.well_formed and vr.well_formed
+        assert vf.winner == fwd["label"] and vr.winner == rev["label"]
+        assert vf.swapped().dimensions == vr.dimensions
+        assert fwd["images"][0].tobytes() == rev["images"][1].tobytes()
+
+
+def test_loss_only_on_the_completion(tiny_model: Path, pairs: Path) -> None:
+    from datasets import load_from_disk
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    proc = load_processor(str(tiny_model))
+    ex = format_pairs(
+        load_from_disk(str(pairs))["train"].select(range(1)), proc, swap_augmentation=False
+    )[0]
+    n_completion = len(proc.tokenizer(ex["completion"][0]["content"])["input_ids"])
+    batch = DataCollatorForVisionLanguageModeling(proc, completion_only_loss=True)([ex])
+    n_labelled = int((batch["labels"] != -100).sum())
+    assert n_completion <= n_labelled <= n_completion + 2  # + the end-of-turn tokens
+
+
+def test_sft_full_learns_resumes_and_loads_in_vllm(
+    tiny_model: Path, pairs: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sft"
+    common = [
+        "--config",
+        "recipes/tiny/sft.yaml",
+        "--model_name_or_path",
+        str(tiny_model),
+        "--dataset_path",
+        str(pairs),
+        "--output_dir",
+        str(out),
+    ]
+    run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            "recipes/accelerate/cpu.yaml",
+            "-m",
+            "sft",
+            *common,
+            "--max_steps",
+            "30",
+            "--save_steps",
+            "10",
+        ]
+    )
+    card = json.loads((out / "creative4u_run.json").read_text())
+    assert card["stage"] == "sft" and card["finetune"] == "full" and card["global_step"] == 30
+    state = json.loads((out / "checkpoint-30" / "trainer_state.json").read_text())
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert losses[-1] < losses[0] * 0.8, losses  # it learns the protocol's text
+    assert not is_adapter(out) and (out / "model.safetensors").is_file()
+    load(str(out))
+
+    # an interrupted run resumes from its last checkpoint instead of starting over
+    log = run([sys.executable, "-m", "sft", *common, "--max_steps", "34"])
+    assert "resuming from" in log and "checkpoint-30" in log
+    assert json.loads((out / "creative4u_run.json").read_text())["global_step"] == 34
+
+    res_file = tmp_path / "vllm.json"
+    run(
+        [
+            sys.executable,
+            str(VLLM_SCRIPT),
+            str(out),
+            str(pairs.parent / "world" / "images" / "p0000_c0.png"),
+            str(pairs.parent / "world" / "images" / "p0000_c1.png"),
+            str(res_file),
+        ]
+    )
+    assert json.loads(res_file.read_text())["base"][0]["generated_tokens"] > 0
+
+
+def test_sft_lora_then_grpo_and_adapter_loads_in_vllm(
+    tiny_model: Path, pairs: Path, tmp_path: Path
+) -> None:
+    sft = tmp_path / "sft_lora"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "sft",
+            "--config",
+            "recipes/tiny/sft.yaml",
+            "--model_name_or_path",
+            str(tiny_model),
+            "--dataset_path",
+            str(pairs),
+            "--output_dir",
+            str(sft),
+            "--finetune",
+            "lora",
+            "--lora_r",
+            "8",
+            "--lora_alpha",
+            "16",
+        ]
+    )
+    assert is_adapter(sft)
+    cfg = json.loads((sft / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == str(tiny_model)
+    from safetensors import safe_open
+
+    with safe_open(str(sft / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and all("language_model" in k for k in keys)
+
+    # GRPO continues the LoRA adapter on its base
+    grpo = tmp_path / "grpo"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "rl",
+            "--config",
+            "recipes/tiny/grpo.yaml",
+            "--model_name_or_path",
+            str(tiny_model),
+            "--adapter_path",
+            str(sft),
+            "--finetune",
+            "lora",
+            "--dataset_path",
+            str(pairs),
+            "--output_dir",
+            str(grpo),
+        ]
+    )
+    card = json.loads((grpo / "creative4u_run.json").read_text())
+    assert card["stage"] == "grpo" and card["global_step"] == 2
+    assert [c["step"] for c in card["validation_curve"]] == [0, 2]
+    assert card["best_step"] in (0, 2)
+    assert is_adapter(grpo)
+
+    res_file = tmp_path / "vllm.json"
+    img = pairs.parent / "world" / "images"
+    run(
+        [
+            sys.executable,
+            str(VLLM_SCRIPT),
+            str(tiny_model),
+            str(grpo),
+            str(img / "p0000_c0.png"),
+            str(img / "p0000_c1.png"),
+            str(res_file),
+        ]
+    )
+    res = json.loads(res_file.read_text())
+    assert res["adapter"][0]["generated_tokens"] > 0
+
+
+def test_grpo_full_from_sft(tiny_model: Path, pairs: Path, tmp_path: Path) -> None:
+    sft = tmp_path / "sft"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "sft",
+            "--config",
+            "recipes/tiny/sft.yaml",
+            "--model_name_or_path",
+            str(tiny_model),
+            "--dataset_path",
+            str(pairs),
+            "--output_dir",
+            str(sft),
+        ]
+    )
+    grpo = tmp_path / "grpo"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "rl",
+            "--config",
+            "recipes/tiny/grpo.yaml",
+            "--model_name_or_path",
+            str(sft),
+            "--dataset_path",
+            str(pairs),
+            "--output_dir",
+            str(grpo),
+        ]
+    )
+    card = json.loads((grpo / "creative4u_run.json").read_text())
+    assert card["finetune"] == "full" and card["rewards"] == {
+        "format": 0.2,
+        "correct": 1.0,
+        "consistency": 0.2,
+    }
+    load(str(grpo))
