@@ -1,0 +1,60 @@
+"""Every recipe parses into its dataclasses and names what the code understands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from trl import GRPOConfig, SFTConfig, TrlParser
+
+from creative4u.training import ModelArguments
+from rl.rewards import REWARDS
+from rl.train import GRPOScriptArguments
+from sft.train import SFTScriptArguments
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+GPU = {"qwen2.5-vl-3b", "qwen2.5-vl-7b"}
+
+
+def parse(kind: str, path: Path):
+    types = (
+        (SFTScriptArguments, SFTConfig, ModelArguments)
+        if kind == "sft"
+        else (GRPOScriptArguments, GRPOConfig, ModelArguments)
+    )
+    extra = (
+        ["--bf16", "false", "--use_cpu", "true"] if path.parent.name in GPU else []
+    )  # GPU recipes, parsed on a CPU
+    return TrlParser(types).parse_args_and_config(args=["--config", str(path), *extra])
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*/sft.yaml")), ids=lambda p: p.parent.name)
+def test_sft_recipes(path: Path) -> None:
+    script, train, model = parse("sft", path)
+    assert model.finetune == ("lora" if path.parent.name in GPU else "full")
+    assert train.max_length is None  # image tokens are never cut
+    assert train.lr_scheduler_type.value in ("cosine", "linear") and train.warmup_steps
+    assert script.swap_augmentation
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*/grpo.yaml")), ids=lambda p: p.parent.name)
+def test_grpo_recipes(path: Path) -> None:
+    script, train, model = parse("grpo", path)
+    assert set(script.reward_funcs) <= set(REWARDS)
+    assert len(train.reward_weights) == len(script.reward_funcs)
+    assert train.beta > 0  # a KL anchor: without it the policy collapsed
+    if "m2fn" in script.reward_funcs:
+        assert script.m2fn_checkpoint
+    if path.parent.name in GPU:
+        assert model.adapter_path and model.finetune == "lora" and train.use_vllm
+
+
+@pytest.mark.parametrize(
+    "path", sorted((RECIPES / "accelerate").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_accelerate_configs(path: Path) -> None:
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["distributed_type"] in ("NO", "MULTI_GPU", "DEEPSPEED")
+    if cfg["distributed_type"] == "DEEPSPEED":
+        assert cfg["deepspeed_config"]["zero_stage"] in (2, 3)
