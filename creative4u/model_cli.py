@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
+
+from creative4u.paths import ensure_writable_dir
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -58,9 +59,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run_init(args: argparse.Namespace) -> int:
     from creative4u.model_factory import build
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise ValueError(f"{out} exists and is not empty (use --force to overwrite)")
+    out = ensure_writable_dir(args.out, args.force)
     t0 = time.time()
     build(out, preset=args.preset, image_size=args.image_size, seed=args.seed)
     card = json.loads((out / "creative4u_model.json").read_text())

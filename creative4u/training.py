@@ -181,6 +181,48 @@ def format_pairs(
     return out.cast(Features(feats))
 
 
+def prepare_run(
+    script_args: PairDataArguments,
+    training_args: Any,
+    model_args: ModelArguments,
+    *,
+    with_completion: bool,
+) -> tuple[Any, Any, Any, Any]:
+    """What every training stage does first: seed, load the model, load CreativePair and format
+    its training split. Returns (model, processor, pairs DatasetDict, training examples)."""
+    from datasets import load_from_disk
+    from transformers import set_seed
+
+    set_seed(training_args.seed)
+    model, processor = load_for_training(model_args)
+    pairs = load_from_disk(script_args.dataset_path)
+    train = format_pairs(
+        pairs[script_args.train_split],
+        processor,
+        swap_augmentation=script_args.swap_augmentation,
+        with_completion=with_completion,
+        max_pairs=script_args.max_train_pairs,
+        seed=training_args.seed,
+    )
+    return model, processor, pairs, train
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The checkpoint an interrupted run resumes from (None for a fresh run)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+
+def peft_config_for(model_args: ModelArguments):
+    """A new LoRA config when the recipe asks for LoRA and no adapter is being continued."""
+    return (
+        lora_config(model_args)
+        if model_args.finetune == "lora" and not model_args.adapter_path
+        else None
+    )
+
+
 def save_run_card(output_dir: str | Path, info: dict[str, Any]) -> None:
     """A machine-readable note of what produced a checkpoint (stage, recipe, data, metrics)."""
     path = Path(output_dir) / "creative4u_run.json"

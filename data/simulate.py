@@ -13,6 +13,7 @@ import random
 import time
 from pathlib import Path
 
+from creative4u.paths import ensure_writable_dir
 from data.sim.config import SimConfig
 
 
@@ -185,9 +186,7 @@ def world_card(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise ValueError(f"{out} exists and is not empty (use --force to overwrite)")
+    out = ensure_writable_dir(args.out, args.force)
     cfg = SimConfig(
         products=args.products,
         creatives=args.creatives,

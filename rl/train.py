@@ -108,24 +108,20 @@ class BestOnValidation:
 def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArguments) -> Path:
     import time
 
-    from datasets import concatenate_datasets, load_from_disk
-    from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
+    from datasets import concatenate_datasets
     from trl import GRPOTrainer
 
-    from creative4u.training import format_pairs, load_for_training, lora_config, save_run_card
+    from creative4u.training import (
+        format_pairs,
+        last_checkpoint,
+        peft_config_for,
+        prepare_run,
+        save_run_card,
+    )
     from rl.rewards import get_rewards
 
-    set_seed(training_args.seed)
-    model, processor = load_for_training(model_args)
-    pairs = load_from_disk(script_args.dataset_path)
-    train = format_pairs(
-        pairs[script_args.train_split],
-        processor,
-        swap_augmentation=script_args.swap_augmentation,
-        with_completion=False,
-        max_pairs=script_args.max_train_pairs,
-        seed=training_args.seed,
+    model, processor, pairs, train = prepare_run(
+        script_args, training_args, model_args, with_completion=False
     )
     if script_args.include_unlabelled and "unlabelled" in pairs:
         extra = format_pairs(
@@ -154,12 +150,10 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         args=training_args,
         train_dataset=train,
         processing_class=processor,
-        peft_config=lora_config(model_args)
-        if model_args.finetune == "lora" and not model_args.adapter_path
-        else None,
+        peft_config=peft_config_for(model_args),
         callbacks=[best.callback],
     )
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    last = last_checkpoint(out)
     if last:
         logger.info("resuming from %s", last)
     t0 = time.time()

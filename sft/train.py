@@ -25,42 +25,25 @@ class SFTScriptArguments(PairDataArguments):
 def main(script_args: SFTScriptArguments, training_args, model_args: ModelArguments) -> Path:
     import time
 
-    from datasets import load_from_disk
-    from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
-    from creative4u.training import format_pairs, load_for_training, lora_config, save_run_card
+    from creative4u.training import last_checkpoint, peft_config_for, prepare_run, save_run_card
     from creative4u.validation import validation_accuracy
 
-    set_seed(training_args.seed)
-    model, processor = load_for_training(model_args)
-    pairs = load_from_disk(script_args.dataset_path)
-    train = format_pairs(
-        pairs[script_args.train_split],
-        processor,
-        swap_augmentation=script_args.swap_augmentation,
-        max_pairs=script_args.max_train_pairs,
-        seed=training_args.seed,
+    model, processor, pairs, train = prepare_run(
+        script_args, training_args, model_args, with_completion=True
     )
     logger.info(
         "training on %d examples (%d pairs)", len(train), len(pairs[script_args.train_split])
     )
-
     trainer = SFTTrainer(
         model=model,
         args=training_args,
         train_dataset=train,
         processing_class=processor,
-        peft_config=lora_config(model_args)
-        if model_args.finetune == "lora" and not model_args.adapter_path
-        else None,
+        peft_config=peft_config_for(model_args),
     )
-    last = (
-        get_last_checkpoint(training_args.output_dir)
-        if Path(training_args.output_dir).is_dir()
-        else None
-    )
+    last = last_checkpoint(training_args.output_dir)
     if last:
         logger.info("resuming from %s", last)
     t0 = time.time()

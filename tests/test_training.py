@@ -25,6 +25,28 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_pair_dataset(tmp_path_factory.mktemp("pairs"), products=8)
 
 
+def stage(
+    module: str, recipe: str, model: Path, pairs: Path, out: Path, *extra: str, launch: bool = False
+) -> str:
+    """Run a training stage from its tiny recipe, as users do (optionally via accelerate launch)."""
+    launcher = (
+        ["-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml"]
+        if launch
+        else []
+    )
+    args = ["--config", f"recipes/tiny/{recipe}.yaml", "--model_name_or_path", str(model)]
+    args += ["--dataset_path", str(pairs), "--output_dir", str(out), *extra]
+    return run([sys.executable, *launcher, "-m", module, *args])
+
+
+def vllm_generate(model: Path, adapter: Path | None, pairs: Path, tmp_path: Path) -> dict:
+    images = pairs.parent / "world" / "images"
+    out = tmp_path / "vllm.json"
+    cmd = [sys.executable, str(VLLM_SCRIPT), str(model), *([str(adapter)] if adapter else [])]
+    run([*cmd, str(images / "p0000_c0.png"), str(images / "p0000_c1.png"), str(out)])
+    return json.loads(out.read_text())
+
+
 def run(args: list[str], cwd: Path = ROOT) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
@@ -68,31 +90,8 @@ def test_sft_full_learns_resumes_and_loads_in_vllm(
     tiny_model: Path, pairs: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "sft"
-    common = [
-        "--config",
-        "recipes/tiny/sft.yaml",
-        "--model_name_or_path",
-        str(tiny_model),
-        "--dataset_path",
-        str(pairs),
-        "--output_dir",
-        str(out),
-    ]
-    run(
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--config_file",
-            "recipes/accelerate/cpu.yaml",
-            "-m",
-            "sft",
-            *common,
-            "--max_steps",
-            "30",
-            "--save_steps",
-            "10",
-        ]
+    stage(
+        "sft", "sft", tiny_model, pairs, out, "--max_steps", "30", "--save_steps", "10", launch=True
     )
     card = json.loads((out / "creative4u_run.json").read_text())
     assert card["stage"] == "sft" and card["finetune"] == "full" and card["global_step"] == 30
@@ -103,52 +102,35 @@ def test_sft_full_learns_resumes_and_loads_in_vllm(
     load(str(out))
 
     # an interrupted run resumes from its last checkpoint instead of starting over
-    log = run([sys.executable, "-m", "sft", *common, "--max_steps", "34"])
+    log = stage("sft", "sft", tiny_model, pairs, out, "--max_steps", "34")
     assert "resuming from" in log and "checkpoint-30" in log
     assert json.loads((out / "creative4u_run.json").read_text())["global_step"] == 34
 
-    res_file = tmp_path / "vllm.json"
-    run(
-        [
-            sys.executable,
-            str(VLLM_SCRIPT),
-            str(out),
-            str(pairs.parent / "world" / "images" / "p0000_c0.png"),
-            str(pairs.parent / "world" / "images" / "p0000_c1.png"),
-            str(res_file),
-        ]
-    )
-    assert json.loads(res_file.read_text())["base"][0]["generated_tokens"] > 0
+    # the full checkpoint loads in vLLM as a model
+    assert vllm_generate(out, None, pairs, tmp_path)["base"][0]["generated_tokens"] > 0
 
 
 def test_sft_lora_then_grpo_and_adapter_loads_in_vllm(
     tiny_model: Path, pairs: Path, tmp_path: Path
 ) -> None:
     sft = tmp_path / "sft_lora"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "sft",
-            "--config",
-            "recipes/tiny/sft.yaml",
-            "--model_name_or_path",
-            str(tiny_model),
-            "--dataset_path",
-            str(pairs),
-            "--output_dir",
-            str(sft),
-            "--finetune",
-            "lora",
-            "--lora_r",
-            "8",
-            "--lora_alpha",
-            "16",
-        ]
+    stage(
+        "sft",
+        "sft",
+        tiny_model,
+        pairs,
+        sft,
+        "--finetune",
+        "lora",
+        "--lora_r",
+        "8",
+        "--lora_alpha",
+        "16",
     )
     assert is_adapter(sft)
-    cfg = json.loads((sft / "adapter_config.json").read_text())
-    assert cfg["base_model_name_or_path"] == str(tiny_model)
+    assert json.loads((sft / "adapter_config.json").read_text())["base_model_name_or_path"] == str(
+        tiny_model
+    )
     from safetensors import safe_open
 
     with safe_open(str(sft / "adapter_model.safetensors"), "pt") as f:
@@ -157,81 +139,21 @@ def test_sft_lora_then_grpo_and_adapter_loads_in_vllm(
 
     # GRPO continues the LoRA adapter on its base
     grpo = tmp_path / "grpo"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "rl",
-            "--config",
-            "recipes/tiny/grpo.yaml",
-            "--model_name_or_path",
-            str(tiny_model),
-            "--adapter_path",
-            str(sft),
-            "--finetune",
-            "lora",
-            "--dataset_path",
-            str(pairs),
-            "--output_dir",
-            str(grpo),
-        ]
-    )
+    stage("rl", "grpo", tiny_model, pairs, grpo, "--adapter_path", str(sft), "--finetune", "lora")
     card = json.loads((grpo / "creative4u_run.json").read_text())
     assert card["stage"] == "grpo" and card["global_step"] == 2
     assert [c["step"] for c in card["validation_curve"]] == [0, 2]
     assert card["best_step"] in (0, 2)
     assert is_adapter(grpo)
 
-    res_file = tmp_path / "vllm.json"
-    img = pairs.parent / "world" / "images"
-    run(
-        [
-            sys.executable,
-            str(VLLM_SCRIPT),
-            str(tiny_model),
-            str(grpo),
-            str(img / "p0000_c0.png"),
-            str(img / "p0000_c1.png"),
-            str(res_file),
-        ]
-    )
-    res = json.loads(res_file.read_text())
-    assert res["adapter"][0]["generated_tokens"] > 0
+    # the adapter loads in vLLM with enable_lora
+    assert vllm_generate(tiny_model, grpo, pairs, tmp_path)["adapter"][0]["generated_tokens"] > 0
 
 
 def test_grpo_full_from_sft(tiny_model: Path, pairs: Path, tmp_path: Path) -> None:
-    sft = tmp_path / "sft"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "sft",
-            "--config",
-            "recipes/tiny/sft.yaml",
-            "--model_name_or_path",
-            str(tiny_model),
-            "--dataset_path",
-            str(pairs),
-            "--output_dir",
-            str(sft),
-        ]
-    )
-    grpo = tmp_path / "grpo"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "rl",
-            "--config",
-            "recipes/tiny/grpo.yaml",
-            "--model_name_or_path",
-            str(sft),
-            "--dataset_path",
-            str(pairs),
-            "--output_dir",
-            str(grpo),
-        ]
-    )
+    sft, grpo = tmp_path / "sft", tmp_path / "grpo"
+    stage("sft", "sft", tiny_model, pairs, sft)
+    stage("rl", "grpo", sft, pairs, grpo)
     card = json.loads((grpo / "creative4u_run.json").read_text())
     assert card["finetune"] == "full" and card["rewards"] == {
         "format": 0.2,
