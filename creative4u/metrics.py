@@ -67,3 +67,52 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "first_slot_rate": first / len(answered) if answered else None,
         "swap_agreement": agree / len(both) if both else None,
     }
+
+
+def reliability(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> dict[str, Any]:
+    """Expected calibration error and the reliability diagram's bins for the confidence in the
+    chosen answer (in [0.5, 1] for a two-way choice)."""
+    pairs = [(c, k) for c, k in zip(confidences, correct, strict=True) if c is not None]
+    if not pairs:
+        return {"ece": None, "bins": []}
+    edges = [0.5 + 0.5 * i / bins for i in range(bins + 1)]
+    out, ece, n = [], 0.0, len(pairs)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = [(c, k) for c, k in pairs if lo <= c < hi or (hi == 1.0 and c == 1.0)]
+        if not inside:
+            continue
+        conf = sum(c for c, _ in inside) / len(inside)
+        acc = sum(k for _, k in inside) / len(inside)
+        ece += len(inside) / n * abs(conf - acc)
+        out.append({"lo": lo, "hi": hi, "n": len(inside), "confidence": conf, "accuracy": acc})
+    return {"ece": ece, "bins": out}
+
+
+def grouped_accuracy(records: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
+    """Accuracy (and count) per value of `key` in the records."""
+    groups: dict[str, list[bool]] = {}
+    for r in records:
+        groups.setdefault(str(r.get(key)), []).append(r["winner"] == r["label"])
+    return {k: {"n": len(v), "accuracy": sum(v) / len(v)} for k, v in sorted(groups.items())}
+
+
+def faithfulness(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per-dimension agreement of the model's Q3-Q9 verdicts with the true comparisons, over
+    well-formed answers to pairs that carry truth (both in the order shown)."""
+    per_dim: dict[str, list[bool]] = {}
+    for r in records:
+        truth, dims = r.get("truth_dimensions"), r.get("dimensions")
+        if not truth or not dims or not r["well_formed"]:
+            continue
+        for d, verdict in dims.items():
+            if d in truth:
+                per_dim.setdefault(d, []).append(verdict == truth[d])
+    if not per_dim:
+        return None
+    allv = [x for v in per_dim.values() for x in v]
+    return {
+        "overall": sum(allv) / len(allv),
+        "per_dimension": {d: sum(v) / len(v) for d, v in sorted(per_dim.items())},
+    }

@@ -1,0 +1,215 @@
+"""Evaluate a selector on a CreativePair split: every pair in both orders, through the serving
+engine (vLLM) by default, against the baselines, into `report.md` + `metrics.json`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from creative4u.metrics import (
+    faithfulness,
+    grouped_accuracy,
+    reliability,
+    summarise,
+    wilson_interval,
+)
+
+logger = logging.getLogger("creative4u.eval")
+
+
+@dataclass
+class EvalConfig:
+    model: str
+    dataset: str
+    out: str
+    adapter: str | None = None
+    split: str = "test"
+    engine: str = "vllm"  # vllm | transformers
+    max_pairs: int | None = None
+    max_new_tokens: int = 256
+    base_model: str | None = None  # "the base model before training" baseline
+    m2fn: str | None = None  # M2FN checkpoint for its pairwise-preference baseline
+    baselines: list[str] = field(default_factory=lambda: ["chance", "oracle", "m2fn", "base"])
+
+
+def requests_for(split: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Two requests per pair (A-first, then B-first) and what each record needs besides the answer."""
+    from creative4u.generation import PairRequest
+
+    reqs, metas = [], []
+    for i, row in enumerate(split):
+        truth = json.loads(row["truth"]) if row.get("truth") else None
+        for swapped in (False, True):
+            a, b = (row["image_b"], row["image_a"]) if swapped else (row["image_a"], row["image_b"])
+            reqs.append(PairRequest(row["query"], row["title"], a, b))
+            label = {"A": "B", "B": "A"}[row["label"]] if swapped else row["label"]
+            tdims = None
+            if truth:
+                flip = {"A>B": "A<B", "A<B": "A>B", "A=B": "A=B"}
+                tdims = {d: (flip[v] if swapped else v) for d, v in truth["dimensions"].items()}
+            metas.append(
+                {
+                    "pair": i,
+                    "pair_id": row["pair_id"],
+                    "swapped": swapped,
+                    "label": label,
+                    "category": row.get("category") or "all",
+                    "label_confidence": row.get("label_confidence"),
+                    "truth_dimensions": tdims,
+                }
+            )
+    return reqs, metas
+
+
+def make_generator(engine: str, model: str, adapter: str | None) -> Any:
+    from creative4u.generation import TransformersGenerator, VLLMGenerator
+
+    if engine == "vllm":
+        return VLLMGenerator(model, adapter, max_model_len=4096)
+    if engine == "transformers":
+        return TransformersGenerator.from_pretrained(model, adapter)
+    raise ValueError(f"--engine must be vllm or transformers, got {engine!r}")
+
+
+def model_records(gens: list[Any], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for g, m in zip(gens, metas, strict=True):
+        p_a = g.p_a
+        conf = (
+            None
+            if p_a is None or g.verdict.winner is None
+            else (p_a if g.verdict.winner == "A" else 1 - p_a)
+        )
+        out.append(
+            {
+                **m,
+                "winner": g.verdict.winner,
+                "well_formed": g.verdict.well_formed,
+                "p_a": p_a,
+                "confidence": conf,
+                "dimensions": {d: v.verdict for d, v in g.verdict.dimensions.items()},
+                "text": g.text,
+            }
+        )
+    return out
+
+
+def model_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
+    m = summarise(records)
+    rel = reliability(
+        [r["confidence"] for r in records], [r["winner"] == r["label"] for r in records]
+    )
+    bins = [(0.5, 0.9), (0.9, 0.99), (0.99, 1.01)]
+    by_conf = {}
+    for lo, hi in bins:
+        sel = [
+            r
+            for r in records
+            if r["label_confidence"] is not None and lo <= r["label_confidence"] < hi
+        ]
+        if sel:
+            by_conf[f"{lo:.2f}-{min(hi, 1.0):.2f}"] = {
+                "n": len(sel),
+                "accuracy": sum(r["winner"] == r["label"] for r in sel) / len(sel),
+            }
+    return {
+        **m,
+        "ece": rel["ece"],
+        "reliability": rel["bins"],
+        "accuracy_by_label_confidence": by_conf,
+        "accuracy_by_category": grouped_accuracy(records, "category"),
+        "faithfulness": faithfulness(records),
+    }
+
+
+def baseline_accuracy(
+    name: str, split: Any, cfg: EvalConfig, reqs: list[Any], metas: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Accuracy of one baseline on the same pairs (None when it does not apply)."""
+    n = len(split)
+    if name == "chance":
+        return {
+            "accuracy": 0.5,
+            "accuracy_ci": [0.5, 0.5],
+            "n": n,
+            "note": "expected accuracy of a coin flip",
+        }
+    if name == "oracle":
+        if not n or not split[0].get("truth"):
+            return None
+        k = sum(json.loads(r["truth"])["winner"] == r["label"] for r in split)
+        return {"accuracy": k / n, "accuracy_ci": list(wilson_interval(k, n)), "n": n}
+    if name == "m2fn":
+        if not cfg.m2fn:
+            return None
+        from creative4u.m2fn import load as load_m2fn
+
+        scorer = load_m2fn(cfg.m2fn)
+        k = 0
+        for r in split:
+            p = scorer.prefer(
+                r["image_a"], r["image_b"], {"query": r["query"], "title": r["title"]}
+            )
+            k += ("A" if p >= 0.5 else "B") == r["label"]
+        return {"accuracy": k / n, "accuracy_ci": list(wilson_interval(k, n)), "n": n}
+    if name == "base":
+        if not cfg.base_model:
+            return None
+        gens = make_generator(cfg.engine, cfg.base_model, None).generate(
+            reqs, max_new_tokens=cfg.max_new_tokens
+        )
+        m = summarise(model_records(gens, metas))
+        return {k: m[k] for k in ("accuracy", "accuracy_ci", "n", "well_formed_rate")}
+    raise ValueError(f"unknown baseline {name!r}")
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    from datasets import load_from_disk
+
+    from eval.report import write_report
+
+    dd = load_from_disk(cfg.dataset)
+    if cfg.split not in dd:
+        raise ValueError(f"split {cfg.split!r} not in {cfg.dataset} (has {', '.join(dd)})")
+    split = dd[cfg.split]
+    if cfg.max_pairs and len(split) > cfg.max_pairs:
+        split = split.shuffle(seed=0).select(range(cfg.max_pairs))
+    reqs, metas = requests_for(split)
+    t0 = time.time()
+    gens = make_generator(cfg.engine, cfg.model, cfg.adapter).generate(
+        reqs, max_new_tokens=cfg.max_new_tokens
+    )
+    gen_s = time.time() - t0
+    records = model_records(gens, metas)
+    metrics = model_metrics(records)
+    baselines = {}
+    for name in cfg.baselines:
+        res = baseline_accuracy(name, split, cfg, reqs, metas)
+        if res is not None:
+            baselines[name] = res
+    result = {
+        "model": cfg.model,
+        "adapter": cfg.adapter,
+        "dataset": cfg.dataset,
+        "split": cfg.split,
+        "engine": cfg.engine,
+        "n_pairs": len(split),
+        "generation_seconds": round(gen_s, 1),
+        **metrics,
+        "faithfulness": (metrics["faithfulness"] or {}).get("overall"),
+        "faithfulness_per_dimension": (metrics["faithfulness"] or {}).get("per_dimension"),
+        "baselines": {k: v["accuracy"] for k, v in baselines.items()},
+        "baseline_details": baselines,
+    }
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    with (out / "records.jsonl").open("w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    write_report(result, out)
+    return result
