@@ -65,6 +65,12 @@ class PairDataArguments:
     swap_augmentation: bool = field(
         default=True, metadata={"help": "present each pair in both orders (rationale mirrored)"}
     )
+    max_train_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "stop training after this many seconds (wall clock), e.g. to compare stages at equal time"
+        },
+    )
 
 
 def lora_config(args: ModelArguments):
@@ -221,6 +227,28 @@ def peft_config_for(model_args: ModelArguments):
         if model_args.finetune == "lora" and not model_args.adapter_path
         else None
     )
+
+
+def time_budget_callback(seconds: float | None):
+    """A trainer callback that ends training once `seconds` of wall clock have passed (None: no
+    limit), not counting time other callbacks declare in `excluded`. Comparing GRPO with
+    continued SFT is only fair at equal training time."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        excluded = 0.0  # seconds other callbacks spent outside training (e.g. validation)
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if seconds is not None and time.time() - self.start - self.excluded >= seconds:
+                control.should_training_stop = True
+                control.should_save = True
+
+    return TimeBudget()
 
 
 def save_run_card(output_dir: str | Path, info: dict[str, Any]) -> None:

@@ -63,12 +63,20 @@ class BestOnValidation:
     """Trainer callback: score the policy on validation pairs and keep the best one on disk."""
 
     def __init__(
-        self, processor: Any, split: Any, out: Path, every: int, max_pairs: int, max_new_tokens: int
+        self,
+        processor: Any,
+        split: Any,
+        out: Path,
+        every: int,
+        max_pairs: int,
+        max_new_tokens: int,
+        budget: Any = None,
     ):
         from transformers import TrainerCallback
 
         self.processor, self.split, self.out = processor, split, out
         self.every, self.max_pairs, self.max_new_tokens = every, max_pairs, max_new_tokens
+        self.budget = budget
         self.best: tuple[float, float] | None = None
         self.best_step = -1
         self.curve: list[dict[str, Any]] = []
@@ -89,8 +97,11 @@ class BestOnValidation:
         self.callback = _CB()
 
     def score(self, model: Any, step: int) -> None:
+        import time
+
         from creative4u.validation import validation_accuracy
 
+        t0 = time.time()
         m = validation_accuracy(
             model, self.processor, self.split, self.max_pairs, self.max_new_tokens
         )
@@ -103,6 +114,8 @@ class BestOnValidation:
                 shutil.rmtree(self.out)
             model.save_pretrained(self.out)
             self.processor.save_pretrained(self.out)
+        if self.budget is not None:
+            self.budget.excluded += time.time() - t0  # validation is not training time
 
 
 def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArguments) -> Path:
@@ -117,6 +130,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         peft_config_for,
         prepare_run,
         save_run_card,
+        time_budget_callback,
     )
     from rl.rewards import get_rewards
 
@@ -134,6 +148,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         train = with_m2fn_preferences(train, script_args.m2fn_checkpoint)
 
     out = Path(training_args.output_dir)
+    budget = time_budget_callback(script_args.max_train_seconds)
     best = BestOnValidation(
         processor,
         pairs[script_args.eval_split],
@@ -141,6 +156,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         every=script_args.validation_steps,
         max_pairs=script_args.max_eval_pairs or 32,
         max_new_tokens=training_args.max_completion_length or 256,
+        budget=budget,
     )
     trainer = GRPOTrainer(
         model=model,
@@ -151,7 +167,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         train_dataset=train,
         processing_class=processor,
         peft_config=peft_config_for(model_args),
-        callbacks=[best.callback],
+        callbacks=[best.callback, budget],
     )
     last = last_checkpoint(out)
     if last:

@@ -27,7 +27,13 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
 
     from trl import SFTTrainer
 
-    from creative4u.training import last_checkpoint, peft_config_for, prepare_run, save_run_card
+    from creative4u.training import (
+        last_checkpoint,
+        peft_config_for,
+        prepare_run,
+        save_run_card,
+        time_budget_callback,
+    )
     from creative4u.validation import validation_accuracy
 
     model, processor, pairs, train = prepare_run(
@@ -42,6 +48,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
         train_dataset=train,
         processing_class=processor,
         peft_config=peft_config_for(model_args),
+        callbacks=[time_budget_callback(script_args.max_train_seconds)],
     )
     last = last_checkpoint(training_args.output_dir)
     if last:
