@@ -116,3 +116,23 @@ def faithfulness(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         "overall": sum(allv) / len(allv),
         "per_dimension": {d: sum(v) / len(v) for d, v in sorted(per_dim.items())},
     }
+
+
+def paired_difference(
+    a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]], z: float = 1.96
+) -> dict[str, float]:
+    """Accuracy of `a` minus accuracy of `b` on the same answers, with a 95 % interval that
+    treats each pair (both its orders) as one unit, since the two orders are not independent."""
+    per_pair: dict[Any, list[float]] = {}
+    for ra, rb in zip(a, b, strict=True):
+        if (ra["pair"], ra["swapped"]) != (rb["pair"], rb["swapped"]):
+            raise ValueError("paired_difference needs the same answers in the same order")
+        per_pair.setdefault(ra["pair"], []).append(
+            float(ra["winner"] == ra["label"]) - float(rb["winner"] == rb["label"])
+        )
+    d = [sum(v) / len(v) for v in per_pair.values()]
+    n = len(d)
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 0.0
+    half = z * math.sqrt(var / n)
+    return {"difference": mean, "ci_low": mean - half, "ci_high": mean + half, "n_pairs": n}

@@ -86,3 +86,25 @@ def test_faithfulness_and_groups() -> None:
     assert faithfulness([rec(0, False, "A", "A")]) is None
     g = grouped_accuracy(records, "category")
     assert g["shoes"] == {"n": 1, "accuracy": 1.0} and g["bags"]["accuracy"] == 0.0
+
+
+def test_paired_difference() -> None:
+    from creative4u.metrics import paired_difference
+
+    a = [
+        rec(i, s, "A" if not s else "B", "A" if not s else "B")
+        for i in range(10)
+        for s in (False, True)
+    ]
+    b = [
+        rec(i, s, "A" if not s else "B", "A") for i in range(10) for s in (False, True)
+    ]  # always A
+    d = paired_difference(a, b)
+    assert d["difference"] == pytest.approx(0.5) and d["n_pairs"] == 10
+    assert d["ci_low"] == pytest.approx(0.5) and d["ci_high"] == pytest.approx(
+        0.5
+    )  # every pair differs the same way
+    same = paired_difference(a, a)
+    assert same["difference"] == 0.0
+    with pytest.raises(ValueError, match="same answers"):
+        paired_difference(a, list(reversed(b)))
