@@ -1,0 +1,117 @@
+"""One error shape for every failure the API reports: OpenAI's `{"error": {...}}`.
+
+Clients of an OpenAI-compatible server already know how to read that shape (the `openai` SDK
+turns it into typed exceptions), so our own endpoints use it too. Every error names the request
+field it is about (`param`) when there is one, so a caller can fix the request without reading
+server logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "server_error",
+    504: "timeout_error",
+}
+
+
+class APIError(Exception):
+    """A failure with its HTTP status, a message that says what to fix, and the field at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type or ERROR_TYPES.get(status, "invalid_request_error")
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def error_body(
+    message: str, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def loc_to_param(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    """("body", "creatives", 0, "image") -> "creatives[0].image"."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out or None
+
+
+def validation_error(exc: RequestValidationError) -> APIError:
+    """Pydantic's list of errors as one readable 400 that names the first field at fault."""
+    errors = exc.errors()
+    if not errors:
+        return APIError(400, "invalid request body")
+    messages = []
+    for e in errors[:5]:
+        param = loc_to_param(e.get("loc", ()))
+        msg = str(e.get("msg", "invalid value"))
+        if e.get("type") == "json_invalid":
+            messages.append(f"request body is not valid JSON: {e.get('ctx', {}).get('error', msg)}")
+        elif e.get("type") == "missing":
+            messages.append(f"{param}: required field is missing")
+        else:
+            messages.append(f"{param}: {msg}" if param else msg)
+    param = loc_to_param(errors[0].get("loc", ()))
+    if errors[0].get("type") == "json_invalid":
+        param = None
+    return APIError(400, "; ".join(messages), param=param, code="invalid_value")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error (ours, validation, routing) through the one error shape."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_error(exc).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code
+        )
+        return APIError(exc.status_code, str(exc.detail), code=code).response()

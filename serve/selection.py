@@ -1,0 +1,515 @@
+"""Selection logic shared by the API and the in-process CLI: both orders -> one honest verdict.
+
+A VLM judging two images side by side has a position bias, so every pair is judged in both orders
+(A,B) and (B,A) in one engine batch. The second order's verdict is mapped back with
+`Verdict.swapped()`. Confidence is the model's own probability of the answer letter: P(A) from
+order one and 1 - P(A) from order two, averaged. When the orders disagree, the response says so
+and the winner rests on those probabilities; when the output is not well-formed, the response
+says so too and never fills in reasons the model did not give.
+
+When an output never reaches `<answer>` (an untrained or truncated model), the probability can
+still be read by appending `</think><answer>` to what was generated ("probe"); that is labelled
+as such. When no probability exists at all, a fixed rule decides (the first creative), with
+confidence 0.5 and `decided_by: "default"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from PIL import Image
+
+from creative4u.generation import Generation, answer_probs_from_steps
+from creative4u.images import fit_to_pixels, processor_pixel_bounds
+from creative4u.protocol import (
+    DIMENSION_IDS,
+    QUESTION_BY_ID,
+    Verdict,
+    build_messages,
+    render,
+    swap_letters,
+)
+from serve.engines import Chat, Completion, Engine, GenParams
+from serve.ranking import bradley_terry, total_order
+
+Order = Literal["AB", "BA"]
+DecidedBy = Literal["answer_probabilities", "probe_probabilities", "answers", "default"]
+DEFAULT_BT_PRIOR = 0.5
+
+
+class CTRScorer(Protocol):
+    """What serving needs from M2FN: predicted CTR per creative in its context."""
+
+    def score(self, images: list[Image.Image], context: list[dict[str, Any]]) -> list[float]: ...
+
+
+@dataclass
+class SelectOptions:
+    both_orders: bool = True
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    seed: int | None = None
+    probe_answer: bool | None = None
+
+
+@dataclass
+class OrderResult:
+    """One order's generation, read back into the request's labels (A = first creative)."""
+
+    order: Order
+    generation: Generation
+    verdict: Verdict
+    """Parsed verdict, mapped back to the request's A/B when the order was (B,A)."""
+    p_first: float | None
+    """P(the request's first creative wins) read from this order, or None."""
+    prob_source: Literal["answer", "probe"] | None = None
+
+    @property
+    def stance(self) -> str | None:
+        """What this order picked: its parsed winner, else the side its probability favours."""
+        if self.verdict.winner is not None:
+            return self.verdict.winner
+        if self.p_first is None or self.p_first == 0.5:
+            return None
+        return "A" if self.p_first > 0.5 else "B"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order": self.order,
+            "winner": self.verdict.winner,
+            "p_a": _round(self.p_first),
+            "probability_source": self.prob_source,
+            "well_formed": self.generation.verdict.well_formed,
+            "problems": list(self.generation.verdict.problems),
+            "finish_reason": self.generation.extra.get("finish_reason"),
+            "text": self.generation.text,
+        }
+
+
+@dataclass
+class PairOutcome:
+    """The combined judgement of one pair."""
+
+    winner: str
+    p_a: float | None
+    confidence: float
+    decided_by: DecidedBy
+    order_swap_agreed: bool | None
+    orders: list[OrderResult]
+    primary: OrderResult
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def well_formed(self) -> bool:
+        return all(o.generation.verdict.well_formed for o in self.orders)
+
+    @property
+    def strength_a(self) -> float:
+        """The first creative's share of this comparison, as Bradley-Terry counts it."""
+        if self.p_a is not None:
+            return self.p_a
+        if self.decided_by == "answers":
+            return 1.0 if self.winner == "A" else 0.0
+        return 0.5
+
+    def dimensions(self, perspective: str = "A") -> list[dict[str, Any]]:
+        """Q3-Q9 from the primary order; `perspective="B"` relabels so A is the second creative."""
+        others = [o for o in self.orders if o is not self.primary]
+        rows = []
+        for qid in DIMENSION_IDS:
+            q = QUESTION_BY_ID[qid]
+            d = self.primary.verdict.dimensions.get(qid)
+            other = others[0].verdict.dimensions.get(qid) if others else None
+            verdict = d.verdict if d else None
+            reason = d.reason if d and d.reason else None
+            swap = other.verdict if other else None
+            if perspective == "B":
+                verdict, swap = _flip(verdict), _flip(swap)
+                reason = swap_letters(reason) if reason else None
+            rows.append(
+                {
+                    "id": qid,
+                    "name": q.name,
+                    "question": q.text,
+                    "verdict": verdict,
+                    "reason": reason,
+                    "swap_verdict": swap,
+                    "agreed": (verdict == swap) if verdict and swap else None,
+                }
+            )
+        return rows
+
+    def rationale(self) -> str | None:
+        """The primary order's reasoning in the request's labels (None if there was no output)."""
+        o = self.primary
+        if o.order == "BA" and o.verdict.well_formed:
+            return _think_body(render(o.verdict))
+        body = _think_body(o.generation.text)
+        if o.order == "BA" and body:
+            return swap_letters(body)
+        return body or None
+
+    def problems_all(self) -> list[str]:
+        out = []
+        for o in self.orders:
+            out += [f"order {o.order}: {p}" for p in o.generation.verdict.problems]
+        return out + list(self.problems)
+
+
+def _flip(c: str | None) -> str | None:
+    return {"A>B": "A<B", "A<B": "A>B"}.get(c, c) if c else c
+
+
+def _round(x: float | None, nd: int = 6) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def _think_body(text: str) -> str:
+    start = text.find("<think>")
+    body = text[start + len("<think>") :] if start >= 0 else text
+    for end_tag in ("</think>", "<answer>"):
+        cut = body.find(end_tag)
+        if cut >= 0:
+            body = body[:cut]
+    return body.strip()
+
+
+def read_order(order: Order, gen: Generation, prob_source: str | None) -> OrderResult:
+    verdict = gen.verdict.swapped() if order == "BA" else gen.verdict
+    p = gen.p_a
+    p_first = None if p is None else (p if order == "AB" else 1.0 - p)
+    return OrderResult(order, gen, verdict, p_first, prob_source if p is not None else None)  # type: ignore[arg-type]
+
+
+def combine_orders(orders: Sequence[OrderResult]) -> PairOutcome:
+    """The one rule that turns one or two orders into winner, confidence and agreement."""
+    if not orders:
+        raise ValueError("combine_orders needs at least one order")
+    problems: list[str] = []
+    probs = [o.p_first for o in orders if o.p_first is not None]
+    p_a = float(np.mean(probs)) if probs else None
+    stances = [o.stance for o in orders]
+    agreed = None
+    if len(orders) > 1 and all(s is not None for s in stances):
+        agreed = len(set(stances)) == 1
+        if not agreed:
+            problems.append(
+                "the orders disagree ("
+                + ", ".join(f"{o.order} picks {s}" for o, s in zip(orders, stances, strict=True))
+                + "); the winner rests on the answer-token probabilities"
+            )
+    decided_by: DecidedBy
+    if p_a is not None and p_a != 0.5:
+        winner = "A" if p_a > 0.5 else "B"
+        used_probe = any(o.prob_source == "probe" for o in orders if o.p_first is not None)
+        decided_by = "probe_probabilities" if used_probe else "answer_probabilities"
+        if used_probe:
+            problems.append(
+                "an output never reached <answer>: P(A) was read by appending "
+                "'</think><answer>' to it"
+            )
+    elif stances and stances[0] is not None and len(set(stances)) == 1:
+        winner, decided_by = stances[0], "answers"  # type: ignore[assignment]
+    else:
+        winner, decided_by = "A", "default"
+        problems.append(
+            "no order gave a usable answer or answer probability; by rule the first creative "
+            "is returned with confidence 0.5"
+        )
+    confidence = 0.5 if p_a is None else (p_a if winner == "A" else 1.0 - p_a)
+    primary = next((o for o in orders if o.stance == winner), orders[0])
+    return PairOutcome(
+        winner=winner,
+        p_a=p_a,
+        confidence=confidence,
+        decided_by=decided_by,
+        order_swap_agreed=agreed,
+        orders=list(orders),
+        primary=primary,
+        problems=problems,
+    )
+
+
+def needs_probe(c: Completion) -> str | None:
+    """The text to continue for a probe, or None if the answer position was reached."""
+    if c.generation().p_a is not None:
+        return None
+    text = c.text.rstrip()
+    if "<answer>" in text:
+        return None  # an answer slot was reached but held no letter probability: nothing to add
+    suffix = "\n<answer>" if "</think>" in text else "\n</think>\n<answer>"
+    return c.text + suffix
+
+
+def first_step_probs(c: Completion) -> dict[str, float] | None:
+    """P(A), P(B) at a probe's first generated token (its prompt already ends in `<answer>`)."""
+    if not c.steps:
+        return None
+    return answer_probs_from_steps(["<answer>", *c.pieces], [None, *c.steps])
+
+
+class Selector:
+    """Pairs and rankings on any `Engine`; the API and the in-process CLI both use this class."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        default_max_tokens: int = 256,
+        probe_answer: bool = True,
+        ctr_scorer: CTRScorer | None = None,
+        metrics: Any = None,
+    ):
+        self.engine = engine
+        self.default_max_tokens = default_max_tokens
+        self.probe_answer = probe_answer
+        self.ctr_scorer = ctr_scorer
+        self.metrics = metrics
+
+    # ---- building blocks -------------------------------------------------------------------
+
+    def prepare(self, img: Image.Image) -> Image.Image:
+        """Resize to the model's pixel bounds, exactly as training and evaluation do."""
+        min_px, max_px, factor = processor_pixel_bounds(self.engine.processor)
+        return fit_to_pixels(img, min_px, max_px, factor)
+
+    def params(self, options: SelectOptions) -> GenParams:
+        return GenParams(
+            max_tokens=options.max_tokens or self.default_max_tokens,
+            temperature=options.temperature,
+            seed=options.seed,
+            token_ids=self.engine.answer_token_ids,
+            logprobs=True,
+            top_logprobs=20,
+        )
+
+    def _count(self, comps: Sequence[Completion], purpose: str) -> None:
+        if self.metrics is not None and comps:
+            self.metrics.count_tokens(
+                sum(c.prompt_tokens for c in comps),
+                sum(c.completion_tokens for c in comps),
+                purpose,
+                n=len(comps),
+            )
+
+    async def _probe(
+        self, chats: list[Chat], comps: list[Completion], options: SelectOptions
+    ) -> list[Completion | None]:
+        """Read P(A)/P(B) after `<answer>` for outputs that never got there (one short batch)."""
+        probe = self.probe_answer if options.probe_answer is None else options.probe_answer
+        conts = [needs_probe(c) if probe else None for c in comps]
+        todo = [i for i, t in enumerate(conts) if t is not None]
+        out: list[Completion | None] = [None] * len(comps)
+        if not todo:
+            return out
+        params = self.params(options)
+        params.max_tokens, params.temperature, params.stop = 1, 0.0, None
+        from serve.errors import APIError
+
+        try:
+            probed = await self.engine.complete_many(
+                [chats[i] for i in todo], params, [conts[i] for i in todo]
+            )
+        except APIError as e:
+            if e.status in (400, 501):  # the upstream cannot continue a turn: no probe
+                return out
+            raise
+        self._count(probed, "probe")
+        for i, c in zip(todo, probed, strict=True):
+            out[i] = c
+        return out
+
+    async def compare(
+        self,
+        pairs: Sequence[tuple[Image.Image, Image.Image]],
+        query: str,
+        title: str,
+        options: SelectOptions | None = None,
+    ) -> list[PairOutcome]:
+        """Judge every pair (both orders unless told otherwise), all in one engine batch."""
+        options = options or SelectOptions()
+        orders: list[Order] = ["AB", "BA"] if options.both_orders else ["AB"]
+        chats: list[Chat] = []
+        for a, b in pairs:
+            for order in orders:
+                x, y = (a, b) if order == "AB" else (b, a)
+                chats.append(build_messages(query, title, x, y))
+        comps = await self.engine.complete_many(chats, self.params(options))
+        self._count(comps, "select")
+        probes = await self._probe(chats, comps, options)
+        outcomes = []
+        k = 0
+        for _ in pairs:
+            results = []
+            for order in orders:
+                gen, src = comps[k].generation(), "answer"
+                if gen.p_a is None and probes[k] is not None:
+                    probe_probs = first_step_probs(probes[k])  # type: ignore[arg-type]
+                    if probe_probs:
+                        gen.answer_probs, src = probe_probs, "probe"
+                results.append(read_order(order, gen, src))
+                k += 1
+            outcome = combine_orders(results)
+            if self.metrics is not None:
+                self.metrics.pairs.labels(
+                    str(outcome.well_formed).lower(), str(outcome.order_swap_agreed).lower()
+                ).inc()
+            outcomes.append(outcome)
+        return outcomes
+
+    async def predict_ctr(
+        self, images: Sequence[Image.Image], query: str, title: str
+    ) -> tuple[list[float | None], str | None]:
+        """M2FN's predicted CTR per creative (None each when no scorer is loaded)."""
+        if self.ctr_scorer is None:
+            return [None] * len(images), None
+        ctx = [{"query": query, "title": title} for _ in images]
+        try:
+            ctr = await asyncio.to_thread(self.ctr_scorer.score, list(images), ctx)
+            return [float(x) for x in ctr], None
+        except Exception as e:  # a CTR failure must not hide the selection
+            return [None] * len(images), f"M2FN scoring failed: {type(e).__name__}: {e}"
+
+    # ---- the two operations ----------------------------------------------------------------
+
+    async def select(
+        self,
+        images: Sequence[Image.Image],
+        query: str,
+        title: str,
+        options: SelectOptions | None = None,
+    ) -> dict[str, Any]:
+        """Two creatives -> the `/v1/select` response body."""
+        if len(images) != 2:
+            raise ValueError(f"select compares exactly 2 creatives, got {len(images)}")
+        t0 = time.perf_counter()
+        prepared = [self.prepare(i) for i in images]
+        (outcome,), (ctr, ctr_problem) = await asyncio.gather(
+            self.compare([(prepared[0], prepared[1])], query, title, options),
+            self.predict_ctr(images, query, title),
+        )
+        problems = outcome.problems_all() + ([ctr_problem] if ctr_problem else [])
+        return {
+            "winner": outcome.winner,
+            "confidence": _round(outcome.confidence),
+            "p_a": _round(outcome.p_a),
+            "decided_by": outcome.decided_by,
+            "order_swap_agreed": outcome.order_swap_agreed,
+            "dimensions": outcome.dimensions(),
+            "rationale": outcome.rationale(),
+            "well_formed": outcome.well_formed,
+            "problems": problems,
+            "ctr": {"a": ctr[0], "b": ctr[1]},
+            "orders": [o.to_dict() for o in outcome.orders],
+            "model": self.engine.model_name,
+            "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
+        }
+
+    async def rank(
+        self,
+        images: Sequence[Image.Image],
+        query: str,
+        title: str,
+        options: SelectOptions | None = None,
+        ids: Sequence[str] | None = None,
+        prior: float = DEFAULT_BT_PRIOR,
+    ) -> dict[str, Any]:
+        """N creatives -> all pairs, both orders, one batch -> Bradley-Terry -> a total order."""
+        n = len(images)
+        if n < 2:
+            raise ValueError(f"rank needs at least 2 creatives, got {n}")
+        ids = list(ids) if ids is not None else [str(i) for i in range(n)]
+        t0 = time.perf_counter()
+        prepared = [self.prepare(i) for i in images]
+        index_pairs = list(combinations(range(n), 2))
+        outcomes, (ctr, ctr_problem) = await asyncio.gather(
+            self.compare(
+                [(prepared[i], prepared[j]) for i, j in index_pairs], query, title, options
+            ),
+            self.predict_ctr(images, query, title),
+        )
+        wins = np.zeros((n, n))
+        by_pair: dict[tuple[int, int], PairOutcome] = {}
+        for (i, j), o in zip(index_pairs, outcomes, strict=True):
+            wins[i, j], wins[j, i] = o.strength_a, 1.0 - o.strength_a
+            by_pair[(i, j)] = o
+        scores = bradley_terry(wins, prior=prior)
+        expected = wins.sum(axis=1)
+        order = total_order(list(scores), list(expected))
+
+        def decisive(i: int, j: int) -> dict[str, Any]:
+            o = by_pair[(min(i, j), max(i, j))]
+            first = i < j
+            p_i = o.strength_a if first else 1.0 - o.strength_a
+            won = (o.winner == "A") == first
+            return {
+                "against": ids[j],
+                "against_index": j,
+                "won": won,
+                "p_win": _round(p_i),
+                "decided_by": o.decided_by,
+                "order_swap_agreed": o.order_swap_agreed,
+                "well_formed": o.well_formed,
+                "dimensions": [
+                    {k: d[k] for k in ("id", "name", "verdict", "reason")}
+                    for d in o.dimensions("A" if first else "B")
+                ],
+            }
+
+        ranking = []
+        for pos, i in enumerate(order):
+            neighbours = [order[p] for p in (pos - 1, pos + 1) if 0 <= p < n]
+            ranking.append(
+                {
+                    "rank": pos + 1,
+                    "id": ids[i],
+                    "index": i,
+                    "score": _round(scores[i]),
+                    "expected_wins": _round(expected[i]),
+                    "ctr": ctr[i],
+                    "decisive": [decisive(i, j) for j in neighbours],
+                }
+            )
+        comparisons = [
+            {
+                "a": ids[i],
+                "b": ids[j],
+                "winner": ids[i] if o.winner == "A" else ids[j],
+                "p_a": _round(o.p_a),
+                "confidence": _round(o.confidence),
+                "decided_by": o.decided_by,
+                "order_swap_agreed": o.order_swap_agreed,
+                "well_formed": o.well_formed,
+            }
+            for (i, j), o in zip(index_pairs, outcomes, strict=True)
+        ]
+        not_wf = sum(not o.well_formed for o in outcomes)
+        disagree = sum(o.order_swap_agreed is False for o in outcomes)
+        defaulted = sum(o.decided_by == "default" for o in outcomes)
+        problems = []
+        if not_wf:
+            problems.append(f"{not_wf} of {len(outcomes)} comparisons were not well-formed")
+        if disagree:
+            problems.append(f"{disagree} of {len(outcomes)} comparisons disagreed between orders")
+        if defaulted:
+            problems.append(
+                f"{defaulted} of {len(outcomes)} comparisons had no answer or probability "
+                "(counted as ties)"
+            )
+        if ctr_problem:
+            problems.append(ctr_problem)
+        return {
+            "ranking": ranking,
+            "comparisons": comparisons,
+            "method": f"Bradley-Terry (MM) over {len(outcomes)} pairs, prior {prior}",
+            "well_formed": not_wf == 0,
+            "problems": problems,
+            "model": self.engine.model_name,
+            "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
+        }

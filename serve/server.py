@@ -1,0 +1,101 @@
+"""`creative4u serve`: build the engine, the optional M2FN scorer and the app from flags; run uvicorn.
+
+Run it from the `creative4u` console script or `python -m creative4u serve`: both are
+`__main__`-guarded, which vLLM's spawned engine process needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+from serve.config import Limits, ServeConfig
+
+log = logging.getLogger("creative4u.serve")
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    return ServeConfig(
+        served_model_name=args.served_model_name,
+        api_key=args.api_key or os.environ.get("CREATIVE4U_API_KEY") or None,
+        limits=Limits(
+            max_image_bytes=args.max_image_bytes,
+            max_image_pixels=args.max_image_pixels,
+            max_body_bytes=args.max_body_bytes,
+            max_creatives=args.max_creatives,
+            max_text_chars=args.max_text_chars,
+            max_prompt_chars=args.max_prompt_chars,
+            max_tokens=args.max_tokens_limit,
+        ),
+        default_max_tokens=args.max_tokens,
+        max_concurrency=args.max_concurrency,
+        max_queue=args.max_queue,
+        request_timeout_s=args.request_timeout,
+        allow_url_hosts=tuple(args.allow_url_host or ()),
+        url_timeout_s=args.url_timeout,
+        probe_answer=not args.no_probe,
+    )
+
+
+def engine_from_args(args: argparse.Namespace) -> Any:
+    from serve.engines import LocalEngine, OpenAIEngine
+
+    if args.engine == "local":
+        overrides: dict[str, Any] = {}
+        if args.max_num_seqs:
+            overrides["max_num_seqs"] = args.max_num_seqs
+        return LocalEngine.from_model(
+            args.model,
+            args.adapter,
+            served_model_name=args.served_model_name,
+            max_model_len=args.max_model_len,
+            **overrides,
+        )
+    if not args.engine.startswith(("http://", "https://")):
+        raise ValueError(f"--engine must be 'local' or an http(s) URL, got {args.engine!r}")
+    if args.adapter:
+        raise ValueError(
+            "--adapter applies to --engine local; with a URL engine the upstream serves the adapter "
+            "(vllm --lora-modules NAME=PATH) and --upstream-model names it"
+        )
+    return OpenAIEngine.from_model(
+        args.engine,
+        args.model,
+        served_model_name=args.served_model_name,
+        upstream_model=args.upstream_model,
+        api_key=args.upstream_api_key or os.environ.get("CREATIVE4U_UPSTREAM_API_KEY") or None,
+        timeout_s=args.request_timeout,
+    )
+
+
+def load_ctr_scorer(ckpt: str) -> Any:
+    """M2FN is imported only when asked for: serving without it needs none of its code."""
+    from creative4u import m2fn
+
+    return m2fn.load(ckpt)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from serve.app import create_app
+
+    cfg = config_from_args(args)
+    engine = engine_from_args(args)
+    scorer = load_ctr_scorer(args.m2fn) if args.m2fn else None
+    app = create_app(engine, cfg, ctr_scorer=scorer)
+    if cfg.api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without an API key", args.host)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        # Connections beyond this get 503 from uvicorn itself: a backstop behind admission control.
+        limit_concurrency=cfg.max_concurrency + cfg.max_queue + 32,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
