@@ -19,3 +19,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     simulate.add_arguments(p)
     p.set_defaults(func=simulate.run)
+
+    from data import build
+
+    p = sub.add_parser(
+        "build",
+        help="build a CreativePair dataset from click logs and creative images",
+        description="Validate a click log (bad rows quarantined with a reason), aggregate CTR per "
+        "creative and query, mine and label same-product pairs, split by product, write a "
+        "rationale per pair, and save the dataset with its impression table and card.",
+    )
+    build.add_arguments(p)
+    p.set_defaults(func=build.run)
