@@ -66,6 +66,9 @@ def run_local(args: argparse.Namespace, op: str, paths: list[str]) -> dict[str, 
     from serve.selection import SelectOptions, Selector
 
     images = [load_image(p) for p in paths]  # the user's own files: paths are fine here
+    # Keep stdout for the result (--json is parsed by scripts): engine logs go to stderr.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     opts = SelectOptions(**options_of(args))
 
     async def main() -> dict[str, Any]:

@@ -67,7 +67,9 @@ def error_body(
 
 def loc_to_param(loc: tuple[Any, ...] | list[Any]) -> str | None:
     """("body", "creatives", 0, "image") -> "creatives[0].image"."""
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]  # where FastAPI found it, not a field name
     out = ""
     for p in parts:
         if isinstance(p, int):

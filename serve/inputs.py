@@ -25,6 +25,43 @@ _WINDOWS_PATH_RE = re.compile(r"^[a-zA-Z]:[\\/]")
 _BASE64_ALPHABET_RE = re.compile(r"^[A-Za-z0-9+/=_-]+$")
 
 
+IMAGE_SIGNATURES = (
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"RIFF",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"\x00\x00\x01\x00",
+)
+"""Leading bytes of PNG, JPEG, GIF, WebP, BMP, TIFF and ICO files."""
+
+
+def _path_error(param: str) -> APIError:
+    return APIError(
+        400,
+        "local file paths and file:// URLs are never read by the server; send the image as a "
+        "data URL or base64",
+        param=param,
+        code="path_not_allowed",
+    )
+
+
+def _base64_bytes(value: str) -> bytes | None:
+    """Bare base64 (standard or URL-safe, padding optional) -> bytes; None if it is not base64."""
+    compact = "".join(value.split())
+    if not _BASE64_ALPHABET_RE.match(compact):
+        return None
+    padded = compact + "=" * (-len(compact) % 4)
+    try:
+        if "-" in compact or "_" in compact:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 def encoded_limit(max_bytes: int) -> int:
     """Longest base64 text that can decode to at most `max_bytes` (plus slack for a data: prefix)."""
     return (max_bytes + 2) // 3 * 4 + 256
@@ -40,8 +77,8 @@ async def image_bytes(value: str, param: str, limits: Limits, fetcher: URLFetche
     if len(value) > encoded_limit(limits.max_image_bytes):
         raise APIError(
             413,
-            f"creative is {len(value)} characters of encoded data, more than an image of "
-            f"{limits.max_image_bytes} bytes can take",
+            f"creative is {len(value)} characters of encoded data: more than an image within the "
+            f"limit of {limits.max_image_bytes} bytes can take",
             param=param,
             code="image_too_large",
         )
@@ -62,38 +99,25 @@ async def image_bytes(value: str, param: str, limits: Limits, fetcher: URLFetche
                 code="url_fetching_disabled",
             )
         data = await fetcher.fetch(value, param)
-    elif (
-        scheme == "file"
-        or value.startswith(("/", "./", "../", "~", "\\"))
-        or _WINDOWS_PATH_RE.match(value)
-    ):
-        raise APIError(
-            400,
-            "local file paths and file:// URLs are never read by the server; send the image as a "
-            "data URL or base64",
-            param=param,
-            code="path_not_allowed",
-        )
+    elif scheme == "file" or _WINDOWS_PATH_RE.match(value):
+        raise _path_error(param)
     elif scheme and len(scheme) > 1 and "://" in value[: len(scheme) + 3]:
         raise APIError(400, f"URL scheme {scheme!r} is not supported", param=param)
     else:
-        compact = "".join(value.split())
-        if not _BASE64_ALPHABET_RE.match(compact):
+        data = _base64_bytes(value)
+        # Base64 may start with "/" (every JPEG does: "/9j/"), so a path-like string is only
+        # called a path when it does not decode to something with an image signature.
+        if value.startswith(("/", "./", "../", "~", "\\")) and not (
+            data and data.startswith(IMAGE_SIGNATURES)
+        ):
+            raise _path_error(param)
+        if data is None:
             raise APIError(
                 400,
-                "creative is neither a data URL, an http(s) URL nor base64 text",
+                "creative is neither a data URL, an http(s) URL nor valid base64",
                 param=param,
                 code="invalid_image",
             )
-        try:
-            if "-" in compact or "_" in compact:
-                data = base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
-            else:
-                data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-        except (binascii.Error, ValueError) as e:
-            raise APIError(
-                400, f"creative holds invalid base64: {e}", param=param, code="invalid_image"
-            ) from e
     if len(data) > limits.max_image_bytes:
         raise APIError(
             413,

@@ -51,11 +51,13 @@ def format_select(result: dict[str, Any], names: Sequence[str] = ("A", "B")) -> 
 
 
 def format_rank(result: dict[str, Any], names: Sequence[str] | None = None) -> str:
-    lines = [f"{'rank':<5} {'creative':<32} {'score':>8} {'wins':>6} {'ctr':>8}  beat / lost to"]
+    lines = [
+        f"{'rank':<5} {'creative':<32} {'score':>8} {'wins':>6} {'ctr':>8}  next to: beat (>), lost to (<), tied (=)"
+    ]
     for row in result["ranking"]:
         name = names[row["index"]] if names else row["id"]
         summary = ", ".join(
-            f"{'>' if d['won'] else '<'}{names[d['against_index']] if names else d['against']}"
+            f"{'=' if d['won'] is None else '>' if d['won'] else '<'}{names[d['against_index']] if names else d['against']}"
             f" ({_num(d['p_win'], '.2f')})"
             for d in row["decisive"]
         )

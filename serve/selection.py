@@ -41,6 +41,7 @@ from serve.ranking import bradley_terry, total_order
 Order = Literal["AB", "BA"]
 DecidedBy = Literal["answer_probabilities", "probe_probabilities", "answers", "default"]
 DEFAULT_BT_PRIOR = 0.5
+TIE_EPS = 1e-9
 
 
 class CTRScorer(Protocol):
@@ -198,31 +199,36 @@ def combine_orders(orders: Sequence[OrderResult]) -> PairOutcome:
     agreed = None
     if len(orders) > 1 and all(s is not None for s in stances):
         agreed = len(set(stances)) == 1
-        if not agreed:
-            problems.append(
-                "the orders disagree ("
-                + ", ".join(f"{o.order} picks {s}" for o, s in zip(orders, stances, strict=True))
-                + "); the winner rests on the answer-token probabilities"
-            )
     decided_by: DecidedBy
-    if p_a is not None and p_a != 0.5:
+    if p_a is not None and abs(p_a - 0.5) > TIE_EPS:
         winner = "A" if p_a > 0.5 else "B"
         used_probe = any(o.prob_source == "probe" for o in orders if o.p_first is not None)
         decided_by = "probe_probabilities" if used_probe else "answer_probabilities"
-        if used_probe:
-            problems.append(
-                "an output never reached <answer>: P(A) was read by appending "
-                "'</think><answer>' to it"
-            )
     elif stances and stances[0] is not None and len(set(stances)) == 1:
         winner, decided_by = stances[0], "answers"  # type: ignore[assignment]
     else:
         winner, decided_by = "A", "default"
-        problems.append(
-            "no order gave a usable answer or answer probability; by rule the first creative "
-            "is returned with confidence 0.5"
+    if agreed is False:
+        picks = ", ".join(f"{o.order} picks {s}" for o, s in zip(orders, stances, strict=True))
+        rest = (
+            "; the winner rests on the answer-token probabilities"
+            if decided_by.endswith("probabilities")
+            else ""
         )
-    confidence = 0.5 if p_a is None else (p_a if winner == "A" else 1.0 - p_a)
+        problems.append(f"the orders disagree ({picks}){rest}")
+    if decided_by == "probe_probabilities":
+        problems.append(
+            "an output never reached <answer>: P(A) was read by appending '</think><answer>' to it"
+        )
+    if decided_by == "default":
+        why = (
+            "the answer-token probabilities tie at 0.5 once both orders are averaged (a pure "
+            "position preference)"
+            if p_a is not None
+            else "no order gave a usable answer or answer probability"
+        )
+        problems.append(f"{why}; by rule the first creative is returned with confidence 0.5")
+    confidence = 0.5 if decided_by == "default" or p_a is None else max(p_a, 1.0 - p_a)
     primary = next((o for o in orders if o.stance == winner), orders[0])
     return PairOutcome(
         winner=winner,
@@ -447,7 +453,7 @@ class Selector:
             o = by_pair[(min(i, j), max(i, j))]
             first = i < j
             p_i = o.strength_a if first else 1.0 - o.strength_a
-            won = (o.winner == "A") == first
+            won = None if o.decided_by == "default" else (o.winner == "A") == first
             return {
                 "against": ids[j],
                 "against_index": j,
@@ -499,8 +505,8 @@ class Selector:
             problems.append(f"{disagree} of {len(outcomes)} comparisons disagreed between orders")
         if defaulted:
             problems.append(
-                f"{defaulted} of {len(outcomes)} comparisons had no answer or probability "
-                "(counted as ties)"
+                f"{defaulted} of {len(outcomes)} comparisons were ties decided by rule (no answer, "
+                "or probabilities at 0.5 once both orders were averaged)"
             )
         if ctr_problem:
             problems.append(ctr_problem)

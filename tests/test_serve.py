@@ -1,0 +1,444 @@
+"""The real server on loopback with the tiny model: OpenAI SDK chat (plain and streaming),
+/v1/select, /v1/rank, bad inputs, unusual images, metrics, and the select/rank CLI.
+
+One server process is shared by the module (engine start takes a minute on two cores). The tiny
+model has random weights, so its outputs are not well-formed protocol text: the tests check the
+API's contract and its honesty about that, not the quality of the answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from creative4u.protocol import DIMENSION_IDS, build_messages
+from serve.launch import ServerProcess, free_port, serve_command
+
+pytestmark = pytest.mark.slow
+KEY = "serve-test-key"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def data_url(raw: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+
+def creative(rgb: tuple[int, int, int], size: tuple[int, int] = (120, 90)) -> bytes:
+    img = Image.new("RGB", size, rgb)
+    img.paste((255, 255, 255), (10, 10, 40, 40))
+    return encode(img, "PNG")
+
+
+def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
+    """A valid 1-bit PNG of width x height zeros: a few kB on the wire, 400 Mpx decoded."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + (width + 7) // 8)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def unusual_images() -> dict[str, tuple[bytes, str]]:
+    rgb = Image.new("RGB", (96, 72), (200, 40, 50))
+    frames = [Image.new("RGB", (48, 48), c) for c in ((255, 0, 0), (0, 255, 0))]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    g16 = Image.fromarray((np.arange(96 * 72).reshape(72, 96) * 9).astype(np.uint16))
+    return {
+        "cmyk_jpeg": (encode(rgb.convert("CMYK"), "JPEG"), "image/jpeg"),
+        "png_alpha": (encode(Image.new("RGBA", (96, 72), (0, 0, 255, 90)), "PNG"), "image/png"),
+        "png_16bit": (encode(g16, "PNG"), "image/png"),
+        "webp": (encode(rgb, "WEBP"), "image/webp"),
+        "bmp": (encode(rgb, "BMP"), "image/bmp"),
+        "animated_gif": (gif.getvalue(), "image/gif"),
+    }
+
+
+RED, BLUE, GREEN, GREY = (210, 30, 40), (30, 60, 210), (40, 180, 60), (128, 128, 128)
+GOOD = [data_url(creative(RED)), data_url(creative(BLUE))]
+
+
+# --------------------------------------------------------------------------------------------
+# The shared server
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    port = free_port()
+    args = serve_command(
+        tiny_model,
+        port,
+        "--api-key",
+        KEY,
+        "--max-tokens",
+        "24",
+        "--max-model-len",
+        "2048",
+        "--max-image-bytes",
+        "2MiB",
+        "--max-body-bytes",
+        "8MiB",
+        "--allow-url-host",
+        "localhost",
+        "--log-level",
+        "warning",
+    )
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    proc = ServerProcess(
+        args, f"http://127.0.0.1:{port}/health", log, env={"VLLM_CPU_KVCACHE_SPACE": "1"}, cwd=ROOT
+    )
+    with proc:
+        yield f"http://127.0.0.1:{port}"
+        assert proc.alive, f"the server died during the tests:\n{proc.log_tail()}"
+
+
+@pytest.fixture(scope="module")
+def http(server: str):
+    with httpx.Client(
+        base_url=server, headers={"Authorization": f"Bearer {KEY}"}, timeout=300
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def oai(server: str):
+    import openai
+
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0, timeout=300)
+
+
+# --------------------------------------------------------------------------------------------
+# OpenAI compatibility
+# --------------------------------------------------------------------------------------------
+
+
+def test_models_and_health(http: httpx.Client, oai) -> None:
+    assert [m.id for m in oai.models.list()] == ["creative4u"]
+    assert http.get("/health", headers={"Authorization": ""}).json()["status"] == "ok"
+
+
+def test_chat_completion_plain_and_streaming(oai) -> None:
+    msgs = build_messages("red dress", "Nova red dress", *GOOD, style="openai")
+    kw = dict(model="creative4u", messages=msgs, max_tokens=12, temperature=0.0, seed=0)
+    out = oai.chat.completions.create(**kw)
+    choice = out.choices[0]
+    assert isinstance(choice.message.content, str) and choice.finish_reason in ("stop", "length")
+    assert out.usage.prompt_tokens > 50 and 0 < out.usage.completion_tokens <= 12
+
+    chunks = list(
+        oai.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True})
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == choice.message.content  # greedy: streaming gives the same text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == choice.finish_reason
+    assert chunks[-1].usage.completion_tokens == out.usage.completion_tokens
+
+    lp = oai.chat.completions.create(**kw, logprobs=True, top_logprobs=3)
+    assert len(lp.choices[0].logprobs.content) == lp.usage.completion_tokens
+
+
+# --------------------------------------------------------------------------------------------
+# Selection
+# --------------------------------------------------------------------------------------------
+
+
+def test_select_schema(http: httpx.Client) -> None:
+    r = http.post(
+        "/v1/select", json={"creatives": GOOD, "query": "red dress", "title": "Nova red dress"}
+    )
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["winner"] in ("A", "B") and 0.5 <= j["confidence"] <= 1.0
+    assert j["order_swap_agreed"] in (True, False, None)
+    assert [d["id"] for d in j["dimensions"]] == list(DIMENSION_IDS)
+    for d in j["dimensions"]:
+        assert {"id", "question", "verdict", "reason"} <= set(d)
+    assert j["ctr"] == {"a": None, "b": None}  # no --m2fn
+    assert j["model"] == "creative4u" and j["latency_ms"] > 0
+    assert isinstance(j["rationale"], (str, type(None)))
+    # both orders ran and are shown; random weights: not well-formed, and the response says so
+    assert [o["order"] for o in j["orders"]] == ["AB", "BA"]
+    assert j["well_formed"] is False and j["problems"]
+    assert all(d["reason"] is None for d in j["dimensions"]) or j["well_formed"]
+    # the answer letter's probability is read from the engine in both orders (probe if needed)
+    assert all(o["p_a"] is not None for o in j["orders"]) and j["p_a"] is not None
+
+
+def test_rank_four_gives_a_total_order(http: httpx.Client) -> None:
+    ids = ["red", "blue", "green", "grey"]
+    body = {
+        "creatives": [
+            {"id": i, "image": data_url(creative(c))}
+            for i, c in zip(ids, (RED, BLUE, GREEN, GREY), strict=True)
+        ],
+        "query": "red dress",
+        "title": "Nova red dress",
+    }
+    r = http.post("/v1/rank", json=body)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert [row["rank"] for row in j["ranking"]] == [1, 2, 3, 4]
+    assert sorted(row["id"] for row in j["ranking"]) == sorted(ids)
+    scores = [row["score"] for row in j["ranking"]]
+    assert scores == sorted(scores, reverse=True)
+    assert len(j["comparisons"]) == 6
+    for row in j["ranking"]:
+        assert row["ctr"] is None and 1 <= len(row["decisive"]) <= 2
+        assert all(len(d["dimensions"]) == len(DIMENSION_IDS) for d in row["decisive"])
+
+
+# --------------------------------------------------------------------------------------------
+# Bad inputs: every one a 4xx naming the field, and the server keeps answering
+# --------------------------------------------------------------------------------------------
+
+
+def _select(a: str, b: str = GOOD[1]) -> dict:
+    return {"creatives": [a, b], "query": "q", "title": "t"}
+
+
+BAD_INPUTS = {
+    "truncated_png": (
+        "/v1/select",
+        _select(data_url(creative(RED)[:60])),
+        400,
+        "creatives[0]",
+        "truncated",
+    ),
+    "zero_bytes": ("/v1/select", _select("data:image/png;base64,"), 400, "creatives[0]", "empty"),
+    "not_an_image": (
+        "/v1/select",
+        _select(data_url(b"hello, I am text")),
+        400,
+        "creatives[0]",
+        "not an image",
+    ),
+    "20000x20000_png": ("/v1/select", _select(data_url(png_bomb())), 400, "creatives[0]", "pixels"),
+    "three_creatives": (
+        "/v1/select",
+        {"creatives": GOOD + GOOD[:1], "query": "q", "title": "t"},
+        400,
+        "creatives",
+        "exactly 2",
+    ),
+    "missing_creatives": ("/v1/select", {"query": "q", "title": "t"}, 400, "creatives", "missing"),
+    "missing_title": ("/v1/select", {"creatives": GOOD, "query": "q"}, 400, "title", "missing"),
+    "huge_base64": (
+        "/v1/select",
+        _select(base64.b64encode(b"\0" * 3_000_000).decode()),
+        413,
+        "creatives[0]",
+        "limit",
+    ),
+    "body_over_limit": ("/v1/select", _select("A" * 9_000_000), 413, None, "body"),
+    "file_url": ("/v1/select", _select("file:///etc/passwd"), 400, "creatives[0]", "file"),
+    "local_path": ("/v1/select", _select("/etc/passwd"), 400, "creatives[0]", "path"),
+    "private_address_url": (
+        "/v1/select",
+        _select("http://localhost:9/a.png"),
+        400,
+        "creatives[0]",
+        "loopback",
+    ),
+    "host_not_allowed": (
+        "/v1/select",
+        _select("http://10.0.0.1/a.png"),
+        400,
+        "creatives[0]",
+        "allow-list",
+    ),
+    "rank_one_creative": (
+        "/v1/rank",
+        {"creatives": GOOD[:1], "query": "q", "title": "t"},
+        400,
+        "creatives",
+        "2 to 16",
+    ),
+    "chat_three_images": (
+        "/v1/chat/completions",
+        {
+            "model": "creative4u",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": u}} for u in GOOD + GOOD[:1]
+                    ],
+                }
+            ],
+        },
+        400,
+        "messages",
+        "at most 2",
+    ),
+    "chat_unknown_model": (
+        "/v1/chat/completions",
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        404,
+        "model",
+        "not served",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_a_clear_4xx(http: httpx.Client, case: str) -> None:
+    path, body, status, param, words = BAD_INPUTS[case]
+    r = http.post(path, json=body)
+    assert r.status_code == status, r.text[:500]
+    err = r.json()["error"]
+    assert err["param"] == param and words in err["message"].lower(), err
+    assert http.get("/v1/models").status_code == 200  # still answering
+
+
+@pytest.mark.parametrize(
+    "header", ["", "Bearer wrong-key", "Basic " + base64.b64encode(b"a:b").decode()]
+)
+def test_wrong_api_key_is_401(http: httpx.Client, header: str) -> None:
+    r = http.post("/v1/select", json=_select(GOOD[0]), headers={"Authorization": header})
+    assert r.status_code == 401 and "API key" in r.json()["error"]["message"]
+
+
+def test_server_still_selects_after_bad_inputs(http: httpx.Client) -> None:
+    r = http.post("/v1/select", json=_select(GOOD[0]) | {"options": {"max_tokens": 4}})
+    assert r.status_code == 200 and r.json()["winner"] in ("A", "B")
+
+
+@pytest.mark.parametrize("name", sorted(unusual_images()))
+def test_unusual_but_valid_images_are_accepted(http: httpx.Client, name: str) -> None:
+    raw, mime = unusual_images()[name]
+    for value in (data_url(raw, mime), base64.b64encode(raw).decode()):  # data URL and bare base64
+        body = _select(value) | {"options": {"max_tokens": 4, "both_orders": False}}
+        r = http.post("/v1/select", json=body)
+        assert r.status_code == 200, r.text[:500]
+
+
+def test_metrics_count_requests_tokens_and_engine(http: httpx.Client) -> None:
+    text = http.get("/metrics").text
+    assert 'creative4u_requests_total{endpoint="/v1/select",status="200"}' in text
+    assert 'creative4u_requests_total{endpoint="/v1/select",status="400"}' in text
+    assert "creative4u_request_latency_seconds_bucket" in text
+    assert "creative4u_engine_in_flight 0.0" in text and "creative4u_requests_waiting 0.0" in text
+    tokens = [
+        line for line in text.splitlines() if line.startswith("creative4u_generation_tokens_total")
+    ]
+    assert tokens and float(tokens[0].split()[-1]) > 0
+
+
+# --------------------------------------------------------------------------------------------
+# The CLI clients
+# --------------------------------------------------------------------------------------------
+
+
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "CREATIVE4U_API_KEY": KEY}
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "creative4u", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    d = tmp_path_factory.mktemp("creatives")
+    paths = []
+    for name, c, fmt in (
+        ("red.png", RED, "PNG"),
+        ("blue.jpg", BLUE, "JPEG"),
+        ("green.webp", GREEN, "WEBP"),
+    ):
+        Image.new("RGB", (150, 100), c).save(d / name, format=fmt)
+        paths.append(str(d / name))
+    return paths
+
+
+def test_cli_select_and_rank_against_the_server(server: str, image_files: list[str]) -> None:
+    a, b, c = image_files
+    res = _cli(
+        "select",
+        a,
+        b,
+        "--query",
+        "red dress",
+        "--title",
+        "Nova",
+        "--server",
+        server,
+        "--max-tokens",
+        "8",
+    )
+    assert res.returncode == 0, res.stderr
+    assert "winner:" in res.stdout and "Q3" in res.stdout and "well-formed: no" in res.stdout
+    res = _cli("select", a, b, "--server", server, "--max-tokens", "8", "--json")
+    assert json.loads(res.stdout)["winner"] in ("A", "B")
+    res = _cli("rank", a, b, c, "--server", server, "--max-tokens", "8", "--json")
+    assert res.returncode == 0, res.stderr
+    assert sorted(r["id"] for r in json.loads(res.stdout)["ranking"]) == sorted(image_files)
+    res = _cli("select", a, b, "--server", server, "--api-key", "wrong")
+    assert res.returncode != 0 and "401" in res.stderr
+
+
+def test_cli_select_in_process_matches_the_server(
+    tiny_model: Path, http: httpx.Client, image_files: list[str]
+) -> None:
+    """`--model` runs the same Selector on an in-process engine: same model, same answer."""
+    a, b, _ = image_files
+    res = _cli(
+        "select",
+        a,
+        b,
+        "--query",
+        "q",
+        "--title",
+        "t",
+        "--model",
+        str(tiny_model),
+        "--max-tokens",
+        "8",
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    local = json.loads(res.stdout)
+    body = {
+        "creatives": [data_url(Path(p).read_bytes()) for p in (a, b)],
+        "query": "q",
+        "title": "t",
+        "options": {"max_tokens": 8},
+    }
+    remote = http.post("/v1/select", json=body).json()
+    assert local["winner"] == remote["winner"] and local["decided_by"] == remote["decided_by"]
+    for lo, ro in zip(local["orders"], remote["orders"], strict=True):
+        assert lo["text"] == ro["text"]
+        assert lo["p_a"] == pytest.approx(ro["p_a"], abs=1e-3)
