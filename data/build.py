@@ -273,10 +273,21 @@ def _generate(rows_file: str, images: dict[str, str], columns: tuple[str, ...]):
 
 
 def _write_dataset(
-    table: Any, columns: list[str], images: dict[str, Path], out: Path, staging: Path
+    table: Any,
+    columns: list[str],
+    images: dict[str, Path],
+    out: Path,
+    staging: Path,
+    progress: bool = True,
 ) -> dict[str, int]:
     from datasets import Dataset, DatasetDict
 
+    if not progress:
+        from datasets.utils import disable_progress_bars, enable_progress_bars
+        from datasets.utils.tqdm import are_progress_bars_disabled
+
+        was_disabled = are_progress_bars_disabled()
+        disable_progress_bars()
     feats = _features_spec(columns)
     img_paths = {k: str(v) for k, v in images.items()}
     parts = {}
@@ -302,6 +313,8 @@ def _write_dataset(
         )
     dd = DatasetDict(parts)
     dd.save_to_disk(str(out))
+    if not progress and not was_disabled:
+        enable_progress_bars()
     return {k: len(v) for k, v in dd.items()}
 
 
@@ -407,7 +420,7 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         table = table[[*columns, "split"]]
         for c in ("impressions_a", "impressions_b"):
             table[c] = table[c].astype(np.int64)
-        written = _write_dataset(table, columns, ing.images, out, staging)
+        written = _write_dataset(table, columns, ing.images, out, staging, cfg.progress)
 
         card = _card(cfg, ing, cq, splits, mined, table, written, n_cells, truth_file)
         card["teacher"] = teacher_card

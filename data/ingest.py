@@ -85,7 +85,7 @@ def _stage_csv(con: Any, files: list[str], staging: Path) -> tuple[str, int, lis
     lines are collected through DuckDB's reject tables instead of stopping the build.
     """
     header = con.execute(
-        f"DESCRIBE SELECT * FROM read_csv({_file_list(files)}, store_rejects=true, union_by_name=true)"
+        f"DESCRIBE SELECT * FROM read_csv({_file_list(files)}, store_rejects=true)"
     ).fetchall()
     names = [r[0] for r in header]
     types = ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in STRING_COLUMNS if c in names)
@@ -93,7 +93,7 @@ def _stage_csv(con: Any, files: list[str], staging: Path) -> tuple[str, int, lis
     con.execute("DROP TABLE IF EXISTS reject_errors")
     con.execute("DROP TABLE IF EXISTS reject_scans")
     con.execute(
-        f"COPY (SELECT * FROM read_csv({_file_list(files)}, store_rejects=true, union_by_name=true"
+        f"COPY (SELECT * FROM read_csv({_file_list(files)}, store_rejects=true"
         f"{', types={' + types + '}' if types else ''})) TO {_sql_str(str(staged))} (FORMAT parquet)"
     )
     rejects = con.execute(
@@ -207,7 +207,7 @@ def ingest(
             good_images[name] = path
         else:
             kind = "image not found" if problem == "image not found" else "image unreadable"
-            bad_images.append((name, kind, problem))
+            bad_images.append((name, kind, f"{path}: {problem}"))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE bad_images (image VARCHAR, reason VARCHAR, detail VARCHAR)"
     )
@@ -234,6 +234,8 @@ def ingest(
         import pyarrow.parquet as pq
 
         table = pq.read_table(quarantine_path)
+        schema = pa.schema([f.with_nullable(True) for f in table.schema])
+        table = table.cast(schema)
         extra = {c: pa.nulls(len(csv_bad), type=table.schema.field(c).type) for c in cols}
         extra["reason"] = pa.array(["malformed csv line"] * len(csv_bad), pa.string())
         extra["detail"] = pa.array(
