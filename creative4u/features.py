@@ -537,7 +537,7 @@ def measure(img: Image.Image, ocr: bool = True) -> dict:
         "background_colour": colour_name(tuple(int(x) for x in bg)),
         "background_saturation": float(bg_hsv[1]),
         "text": text,
-        "text_words": len(words),
+        "text_words": float(len(words)),
         "text_area": float(min(1.0, sum(wd["w"] * wd["h"] for wd in words))),
         "text_height": float(np.median([wd["h"] for wd in words])) if words else 0.0,
         "text_legible": float(legible_words / len(words)) if words else 0.0,

@@ -131,7 +131,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="rejection-sampling attempts per pair (default %(default)s)",
     )
     t.add_argument(
-        "--teacher-cache", default=None, help="reply cache folder (default: OUT/teacher_cache)"
+        "--teacher-cache",
+        default=None,
+        help="reply cache folder (default: OUT/teacher_cache; rerun with --force to resume)",
     )
     t.add_argument("--teacher-workers", type=int, default=d.teacher_workers)
     t.add_argument("--teacher-max-tokens", type=int, default=d.teacher_max_tokens)
@@ -312,7 +314,8 @@ def _write_dataset(
             split=name,
         )
     dd = DatasetDict(parts)
-    dd.save_to_disk(str(out))
+    # an empty split still needs one (empty) shard on disk, or it cannot be loaded back
+    dd.save_to_disk(str(out), num_shards={k: 1 for k, v in dd.items() if len(v) == 0})
     if not progress and not was_disabled:
         enable_progress_bars()
     return {k: len(v) for k, v in dd.items()}
@@ -514,4 +517,24 @@ def _card(
     }
     if TRUTH_COLUMN in table.columns:
         card["oracle"] = _oracle(table)
+        card["rationale_vs_truth"] = _rationale_agreement(table)
     return card
+
+
+def _rationale_agreement(pairs: Any) -> dict[str, Any]:
+    """How often each dimension's verdict in the rationale equals the simulator's true verdict:
+    the share of reasoning steps a student would learn right, per dimension."""
+    from creative4u.protocol import DIMENSION_IDS, parse
+
+    sel = pairs[(pairs["label"] != "") & (pairs[TRUTH_COLUMN] != "")]
+    hits = dict.fromkeys(DIMENSION_IDS, 0)
+    for text, truth in zip(sel["rationale"], sel[TRUTH_COLUMN], strict=True):
+        v, t = parse(text), json.loads(truth)["dimensions"]
+        for d in DIMENSION_IDS:
+            hits[d] += v.comparison(d) == t[d]
+    n = len(sel)
+    return {
+        "n": n,
+        "per_dimension": {d: (hits[d] / n if n else None) for d in DIMENSION_IDS},
+        "mean": (sum(hits.values()) / (n * len(DIMENSION_IDS))) if n else None,
+    }

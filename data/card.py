@@ -117,6 +117,17 @@ def render_card(c: dict[str, Any]) -> str:
     lines += ["## Rationales", "", "| source | pairs |", "|---|---|"]
     lines += [f"| {k} | {v:,} |" for k, v in c["rationale_sources"].items()]
     lines.append("")
+    agree = c.get("rationale_vs_truth")
+    if agree and agree["n"]:
+        lines += [
+            f"Rationale verdicts that match the true per-dimension comparison ({agree['n']:,} "
+            f"labelled pairs, all splits; mean {_pct(agree['mean'])}):",
+            "",
+            "| dimension | agreement |",
+            "|---|---|",
+            *(f"| {d} | {_pct(v)} |" for d, v in agree["per_dimension"].items()),
+            "",
+        ]
     t = c["teacher"]
     if t.get("stats"):
         st = t["stats"]
@@ -133,7 +144,8 @@ def render_card(c: dict[str, Any]) -> str:
         "`" + "`, `".join(c["columns"]) + "`",
         "",
         "Load with `datasets.load_from_disk(PATH)`; images are embedded, so the folder is "
-        "self-contained.",
+        "self-contained. `features.parquet` holds the measured interpretable features per image "
+        "(what the features teacher and the baseline read).",
         "",
     ]
     return "\n".join(lines)

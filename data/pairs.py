@@ -87,7 +87,8 @@ def assign(
     Labelled pairs go to their product's split, shuffled (seeded) and oriented so that the winner
     alternates between slots: exactly balanced labels per split. Unlabelled pairs (with
     `keep_unlabelled`) are kept for training-split products only, so held-out products stay
-    unseen by anything trained on them; their order is a seeded coin flip and their label is "".
+    unseen by anything trained on them; their order is a seeded coin flip, their label is "" and
+    their `label_confidence` is max(P(A > B), P(B > A)): how sure the posteriors are of either.
     """
     rng = np.random.default_rng(seed + 1)
     parts = []

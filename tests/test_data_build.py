@@ -304,6 +304,9 @@ def test_truth_column_follows_pair_order(world: dict[str, Path], built: tuple[Pa
         n += 1
     assert card["oracle"]["test"]["n"] == n
     assert card["oracle"]["test"]["accuracy"] == pytest.approx(hits / n)
+    agree = card["rationale_vs_truth"]
+    assert agree["n"] == sum(len(dd[s]) for s in SPLITS)
+    assert set(agree["per_dimension"]) == set(DIMENSION_IDS)
     readme = (out / "README.md").read_text()
     assert "oracle" in readme and "feature baseline" in readme
     b = card["feature_baseline"]
@@ -452,8 +455,11 @@ def test_refuses_to_overwrite_without_force(world: dict[str, Path], tmp_path: Pa
     run_build(world, tmp_path / "ds")
     with pytest.raises(ValueError, match="--force"):
         run_build(world, tmp_path / "ds")
-    card = run_build(world, tmp_path / "ds", force=True, keep_unlabelled=False)
+    card = run_build(world, tmp_path / "ds", force=True, val_frac=0.0, test_frac=0.0)
     assert "unlabelled" not in card["splits"] and "unlabelled" not in set(load(tmp_path / "ds"))
+    dd = load(tmp_path / "ds")  # empty splits load too
+    assert len(dd["validation"]) == len(dd["test"]) == 0 and len(dd["train"]) > 0
+    assert dd["test"].column_names == dd["train"].column_names
 
 
 # ---- a simulated world, end to end, with OCR ---------------------------------------------------

@@ -103,7 +103,7 @@ def text_side(f: Mapping[str, Any]) -> Side:
     if f.get("has_price"):
         parts.append("price")
     if f.get("has_cta"):
-        parts.append("call to action")
+        parts.append("CTA")  # call to action, short: reasons stay within a dozen words
     words = set(_tokens(f.get("text", "")))
     if words - CTA_WORDS - OFFER_WORDS - {w for w in words if any(ch.isdigit() for ch in w)}:
         parts.append("selling point")
@@ -111,7 +111,8 @@ def text_side(f: Mapping[str, Any]) -> Side:
     if not parts:
         return Side(0.05, "unclear text")
     score = len(parts) / 3 * (1.0 if legible else 0.25)
-    return Side(score, (_join(parts) if legible else f"small faint {parts[0]}"))
+    # two elements at most in the phrase: a reason stays within about a dozen words
+    return Side(score, (_join(parts[:2]) if legible else f"faint {parts[0]}"))
 
 
 def people_side(f: Mapping[str, Any]) -> Side:
