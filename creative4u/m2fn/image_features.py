@@ -1,0 +1,162 @@
+"""Per-image inputs of M2FN: the pixels at the model's size, and the two auxiliary fields an image
+yields by itself (dominant palette colour, OCR text).
+
+Colour and OCR cost tens to hundreds of milliseconds per image while an image appears in dozens
+of impression cells, so they are computed once per distinct image and kept in a JSON cache keyed
+by the image's pixels: training, the ablation's eight runs and later scoring of the same
+creatives all reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from creative4u.images import ImageError, load_image
+
+
+def open_image(source: Any, name: str | None = None) -> Image.Image:
+    """`load_image`, with the failing file named in the error (a corrupt creative among
+    thousands must be findable)."""
+    try:
+        return load_image(source)
+    except ImageError as e:
+        label = name or (str(source) if isinstance(source, (str, os.PathLike)) else None)
+        if label and label not in str(e):
+            raise ImageError(f"{label}: {e}") from e
+        raise
+
+
+def image_key(img: Image.Image) -> str:
+    """A key that follows the pixels, not the container: the same creative read from a PNG file or
+    decoded from a datasets.Image column hits the same cache entry."""
+    h = hashlib.sha1(f"{img.width}x{img.height}".encode())
+    h.update(img.tobytes())
+    return h.hexdigest()
+
+
+def to_array(img: Image.Image, size: int) -> np.ndarray:
+    """(3, size, size) uint8: the square the backbone sees (creatives are near-square; a plain
+    resize keeps every pixel of the layout in view)."""
+    small = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.ascontiguousarray(np.asarray(small, dtype=np.uint8).transpose(2, 0, 1))
+
+
+class FeatureCache:
+    """image key -> {"colour": palette name, "ocr": text or None when not read}; thread-safe."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else None
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._dirty = False
+        if self.path and self.path.is_file():
+            self.entries = json.loads(self.path.read_text())
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self.entries[key] = value
+            self._dirty = True
+
+    def update(self, other: dict[str, dict[str, Any]]) -> None:
+        with self._lock:
+            for k, v in other.items():
+                if k not in self.entries or (self.entries[k].get("ocr") is None and v.get("ocr")):
+                    self.entries[k] = v
+                    self._dirty = True
+
+    def save(self, path: str | Path | None = None) -> None:
+        target = Path(path) if path else self.path
+        if target is None or (not self._dirty and target == self.path and target.exists()):
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        with self._lock:
+            tmp.write_text(json.dumps(self.entries))
+        tmp.replace(target)
+        if target == self.path:
+            self._dirty = False
+
+
+def compute_features(img: Image.Image, ocr: bool) -> dict[str, Any]:
+    from creative4u.features import dominant_colour, ocr_text
+
+    return {"colour": dominant_colour(img), "ocr": ocr_text(img) if ocr else None}
+
+
+def check_ocr_available(ocr: bool) -> None:
+    from creative4u.features import tesseract_available
+
+    if ocr and not tesseract_available():
+        raise ValueError(
+            "M2FN reads image text with tesseract, which is not installed "
+            "(Debian: apt-get install tesseract-ocr tesseract-ocr-eng), or turn OCR off (--no-ocr)"
+        )
+
+
+def features_for(
+    images: Sequence[Image.Image | Callable[[], Image.Image]],
+    cache: FeatureCache,
+    *,
+    ocr: bool,
+    keys: Sequence[str] | None = None,
+    workers: int = 2,
+    progress: bool = False,
+    compute: Callable[[Image.Image, bool], dict[str, Any]] = compute_features,
+) -> list[dict[str, Any]]:
+    """Colour and OCR of each image, from the cache where present; new ones in `workers` threads
+    (tesseract runs as a subprocess and k-means releases the GIL, so threads are enough). An
+    image may be given as a function that opens it, so that thousands of full-size creatives
+    need not be held in memory at once."""
+    if keys is None:
+        keys = [image_key(im() if callable(im) else im) for im in images]
+    todo: dict[str, Any] = {}
+    for k, im in zip(keys, images, strict=True):
+        hit = cache.get(k)
+        if hit is None or (ocr and hit.get("ocr") is None):
+            todo.setdefault(k, im)
+    if todo:
+        check_ocr_available(ocr)
+
+        def one(item: tuple[str, Any]) -> None:
+            k, im = item
+            cache.put(k, compute(im() if callable(im) else im, ocr))
+
+        items = list(todo.items())
+        with warnings.catch_warnings():
+            # flat creatives have fewer distinct colours than k-means clusters: expected
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
+            if workers > 1 and len(items) > 1:
+                # parallel over images: each tesseract should use one thread, not all cores
+                os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+                with ThreadPoolExecutor(workers) as pool:
+                    _drain(pool.map(one, items), len(items), progress)
+            else:
+                _drain(map(one, items), len(items), progress)
+    out = []
+    for k in keys:
+        f = dict(cache.get(k) or {})
+        if not ocr:
+            f["ocr"] = ""
+        out.append(f)
+    return out
+
+
+def _drain(it: Any, total: int, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    for _ in tqdm(it, total=total, desc="image features (colour, OCR)", disable=not progress):
+        pass
