@@ -384,51 +384,67 @@ def _overlap(box: tuple, other: tuple) -> float:
     return ix * iy / area if area > 0 else 0.0
 
 
-def measure(img: Image.Image, ocr: bool = True) -> dict:
-    """Interpretable features of one creative, as a flat JSON-serialisable dict.
+def _offset(box: tuple) -> float:
+    """Distance of a box's centre from the image centre, in image sides."""
+    return float(np.hypot((box[0] + box[2]) / 2 - 0.5, (box[1] + box[3]) / 2 - 0.5))
 
-    Colour (colourfulness, saturation, brightness, named colours), photographic quality (contrast,
-    Laplacian sharpness, symmetry), text (OCR words, area, height, legibility, price, call to
-    action, offer words), the product subject (largest distinct-colour object: size, position,
-    cropping, colour), layout (frame, inset panel, rectangular blocks), people and props, and the
-    background (clutter, edge density, saturation, clash with the subject). Every number is a
-    measurement a reason can quote, which is what makes the teacher's rationales checkable.
-    """
-    import hashlib
 
+def _hsv(rgb: np.ndarray) -> np.ndarray:
+    return (
+        np.asarray(Image.fromarray(rgb.astype(np.uint8)[None, None, :]).convert("HSV"))[0, 0]
+        / 255.0
+    )
+
+
+def _colour_features(a: np.ndarray, names: np.ndarray) -> dict:
+    """Colourfulness (Hasler and Suesstrunk), saturation, brightness, contrast, sharpness
+    (Laplacian variance), left-right symmetry and the colour names covering 5 % or more."""
     from scipy import ndimage
 
-    rgb = img.convert("RGB")
-    a = _work_array(rgb)
-    h, w, _ = a.shape
     gray = a @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
     mx, mn = a.max(-1), a.min(-1)
     sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
     rg, yb = a[..., 0] - a[..., 1], 0.5 * (a[..., 0] + a[..., 1]) - a[..., 2]
-    colourfulness = float(
-        np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
-    )
-    names = colour_name_index(a)
     shares = np.bincount(names.ravel(), minlength=len(COLOUR_NAMES)) / names.size
-    colours = [COLOUR_NAMES[i] for i in np.argsort(-shares) if shares[i] >= 0.05]
+    return {
+        "colourfulness": float(
+            np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+        ),
+        "saturation": float(sat.mean()),
+        "brightness": float(mx.mean() / 255.0),
+        "contrast": float(gray.std() / 255.0),
+        "sharpness": float(ndimage.laplace(gray).var()),
+        "symmetry": float(1.0 - np.abs(gray - gray[:, ::-1]).mean() / 255.0),
+        "colours": ",".join(COLOUR_NAMES[i] for i in np.argsort(-shares) if shares[i] >= 0.05),
+    }
 
-    bg = _background_colour(a)
-    comps = _components(a, names, bg)
-    border = _frame(a, bg)
 
-    def offset(box: tuple) -> float:
-        return float(np.hypot((box[0] + box[2]) / 2 - 0.5, (box[1] + box[3]) / 2 - 0.5))
-
-    subject = _subject(comps, offset)
-    sbox = subject["bbox"] if subject else (0.5, 0.5, 0.5, 0.5)
+def _subject_features(subject: dict | None, border: bool) -> dict:
+    """Size (bounding-box share), distance from the centre, cropping at an edge (or at the inner
+    edge of a frame), and colour of the product subject."""
+    if subject is None:
+        return {
+            "subject_colour": "",
+            "subject_area": 0.0,
+            "subject_offset": 0.0,
+            "subject_cropped": 0.0,
+            "subject_box": "",
+        }
+    box = subject["bbox"]
     margin = 0.015 + (0.05 if border else 0.0)
-    cropped = bool(
-        subject
-        and (
-            sbox[0] <= margin or sbox[1] <= margin or sbox[2] >= 1 - margin or sbox[3] >= 1 - margin
-        )
-    )
+    cropped = box[0] <= margin or box[1] <= margin or box[2] >= 1 - margin or box[3] >= 1 - margin
+    return {
+        "subject_colour": subject["object_colour"],
+        "subject_area": float((box[2] - box[0]) * (box[3] - box[1])),
+        "subject_offset": _offset(box),
+        "subject_cropped": float(cropped),
+        "subject_box": ",".join(f"{v:.3f}" for v in box),
+    }
 
+
+def _layout_features(comps: list[dict], subject: dict | None, sbox: tuple) -> dict:
+    """Inset panels (a solid square-ish panel holding another object), rectangular blocks (many
+    of them read as a crowded layout) and secondary objects (props)."""
     insets = [
         c
         for c in comps
@@ -444,118 +460,140 @@ def measure(img: Image.Image, ocr: bool = True) -> dict:
         for c in comps
         if c["fill"] >= 0.93 and c["area"] >= 0.008 and not c["spans"] and c is not subject
     ]
-    skin = _skin_mask(a)
-    lab, n = ndimage.label(skin)
-    person = False
-    if n:
-        areas = np.bincount(lab.ravel()) / (h * w)
-        for i, sl in enumerate(ndimage.find_objects(lab), start=1):
-            if sl is None or not 0.003 <= areas[i] <= 0.05:
-                continue
-            ys, xs = sl
-            box = (xs.start / w, ys.start / h, xs.stop / w, ys.stop / h)
-            bw, bh = xs.stop - xs.start, ys.stop - ys.start
-            if (
-                areas[i] * h * w / (bw * bh) >= 0.6
-                and 0.5 <= bw / bh <= 2
-                and _overlap(box, sbox) < 0.5
-            ):
-                person = True
     objects = [
         c
         for c in comps
         if c is not subject
         and c["area"] >= 0.008
         and c["holes"] < 1.1
-        and c["fill"] >= 0.45
-        and c["fill"] < 0.93
+        and 0.45 <= c["fill"] < 0.93
         and not any(c["edges"])
         and 0.4 <= c["aspect"] <= 2.5
         and _overlap(c["bbox"], sbox) < 0.5
         and not any(_inside(c["bbox"], s["bbox"]) for s in insets)
     ]
+    return {
+        "inset": float(bool(insets)),
+        "blocks": float(len(blocks)),
+        "objects": float(len(objects)),
+    }
+
+
+def _has_person(a: np.ndarray, sbox: tuple) -> bool:
+    """A compact skin-toned region (a face, a hand) beside the subject."""
+    from scipy import ndimage
+
+    h, w, _ = a.shape
+    lab, n = ndimage.label(_skin_mask(a))
+    if not n:
+        return False
+    areas = np.bincount(lab.ravel()) / (h * w)
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None or not 0.003 <= areas[i] <= 0.05:
+            continue
+        ys, xs = sl
+        bw, bh = xs.stop - xs.start, ys.stop - ys.start
+        box = (xs.start / w, ys.start / h, xs.stop / w, ys.stop / h)
+        compact = areas[i] * h * w / (bw * bh) >= 0.6 and 0.5 <= bw / bh <= 2
+        if compact and _overlap(box, sbox) < 0.5:
+            return True
+    return False
+
+
+def _background_features(
+    a: np.ndarray, names: np.ndarray, bg: np.ndarray, comps: list[dict], subject: dict | None
+) -> dict:
+    """Clutter (small elements around the subject, and how many colours they come in), edge
+    density outside the subject, background saturation and its clash with the subject's hue."""
+    from scipy import ndimage
+
+    h, w, _ = a.shape
+    sbox = subject["bbox"] if subject else (0.5, 0.5, 0.5, 0.5)
     small = [
         c
         for c in comps
         if 0.0002 <= c["area"] <= 0.008 and _overlap(c["bbox"], sbox) < 0.5 and not c["spans"]
     ]
-    clutter_colours = len({c["colour"] for c in small})
-
-    gx, gy = ndimage.sobel(gray, axis=1), ndimage.sobel(gray, axis=0)
-    edges = np.hypot(gx, gy) > 120
+    gray = a @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+    edges = np.hypot(ndimage.sobel(gray, axis=1), ndimage.sobel(gray, axis=0)) > 120
     outside = np.ones((h, w), dtype=bool)
     if subject:
-        outside[
-            int(sbox[1] * h) : int(np.ceil(sbox[3] * h)),
-            int(sbox[0] * w) : int(np.ceil(sbox[2] * w)),
-        ] = False
-    edge_density = float(edges[outside].mean()) if outside.any() else 0.0
-
-    bg_hsv = (
-        np.asarray(Image.fromarray(bg.astype(np.uint8)[None, None, :]).convert("HSV"))[0, 0] / 255.0
-    )
+        y0, y1 = int(sbox[1] * h), int(np.ceil(sbox[3] * h))
+        x0, x1 = int(sbox[0] * w), int(np.ceil(sbox[2] * w))
+        outside[y0:y1, x0:x1] = False
+    bg_hsv = _hsv(bg)
     subject_rgb = (
         a[names == COLOUR_NAMES.index(subject["object_colour"])].mean(axis=0) if subject else bg
     )
-    s_hsv = (
-        np.asarray(Image.fromarray(subject_rgb.astype(np.uint8)[None, None, :]).convert("HSV"))[
-            0, 0
-        ]
-        / 255.0
-    )
+    s_hsv = _hsv(subject_rgb)
     hue_dist = min(abs(bg_hsv[0] - s_hsv[0]), 1 - abs(bg_hsv[0] - s_hsv[0]))
-    clash = bool(bg_hsv[1] >= 0.5 and bg_hsv[2] >= 0.35 and (hue_dist >= 0.15 or s_hsv[1] < 0.2))
+    clash = bg_hsv[1] >= 0.5 and bg_hsv[2] >= 0.35 and (hue_dist >= 0.15 or s_hsv[1] < 0.2)
+    return {
+        "background_colour": colour_name(tuple(int(x) for x in bg)),
+        "background_saturation": float(bg_hsv[1]),
+        "clutter": float(len(small)),
+        "clutter_colours": float(len({c["colour"] for c in small})),
+        "edge_density": float(edges[outside].mean()) if outside.any() else 0.0,
+        "colour_clash": float(clash),
+    }
 
-    words = ocr_words(rgb) if ocr else []
+
+def _text_features(rgb: Image.Image, words: list[dict]) -> dict:
+    """What the OCR words say (price, call to action, offer) and how legible they are: a word is
+    legible when it is tall enough (3.5 % of the height), read confidently and in high contrast."""
     full_gray = np.asarray(rgb.convert("L"), dtype=np.float32)
-    legible_words = 0
+    legible = 0
     for wd in words:
         x0, y0 = int(wd["x"] * rgb.width), int(wd["y"] * rgb.height)
-        x1, y1 = int((wd["x"] + wd["w"]) * rgb.width) + 1, int((wd["y"] + wd["h"]) * rgb.height) + 1
+        x1 = int((wd["x"] + wd["w"]) * rgb.width) + 1
+        y1 = int((wd["y"] + wd["h"]) * rgb.height) + 1
         patch = full_gray[y0:y1, x0:x1]
-        wd["contrast"] = (
-            float(np.percentile(patch, 95) - np.percentile(patch, 5)) if patch.size else 0.0
-        )
-        wd["legible"] = wd["h"] >= 0.035 and wd["conf"] >= 70 and wd["contrast"] >= 90
-        legible_words += wd["legible"]
-    text = " ".join(wd["text"] for wd in words)
+        contrast = float(np.percentile(patch, 95) - np.percentile(patch, 5)) if patch.size else 0.0
+        legible += wd["h"] >= 0.035 and wd["conf"] >= 70 and contrast >= 90
     lower = [wd["text"].lower().strip(".,'") for wd in words]
+    return {
+        "text": " ".join(wd["text"] for wd in words),
+        "text_words": float(len(words)),
+        "text_area": float(min(1.0, sum(wd["w"] * wd["h"] for wd in words))),
+        "text_height": float(np.median([wd["h"] for wd in words])) if words else 0.0,
+        "text_legible": float(legible / len(words)) if words else 0.0,
+        "has_price": float(any(_PRICE_RE.search(wd["text"]) for wd in words)),
+        "has_cta": float(any(t in CTA_WORDS for t in lower)),
+        "has_offer": float(any(t in OFFER_WORDS or "%" in t for t in lower)),
+    }
 
-    small_rgb = np.asarray(rgb.resize((16, 16), Image.Resampling.BOX), dtype=np.uint8)
+
+def measure(img: Image.Image, ocr: bool = True) -> dict:
+    """Interpretable features of one creative, as a flat JSON-serialisable dict.
+
+    Colour (colourfulness, saturation, brightness, named colours), photographic quality (contrast,
+    Laplacian sharpness, symmetry), text (OCR words, area, height, legibility, price, call to
+    action, offer words), the product subject (largest distinct-colour object: size, position,
+    cropping, colour), layout (frame, inset panel, rectangular blocks), people and props, and the
+    background (clutter, edge density, saturation, clash with the subject). Every number is a
+    measurement a reason can quote, which is what makes the teacher's rationales checkable.
+    """
+    import hashlib
+
+    rgb = img.convert("RGB")
+    a = _work_array(rgb)
+    names = colour_name_index(a)
+    bg = _background_colour(a)
+    comps = _components(a, names, bg)
+    border = _frame(a, bg)
+    subject = _subject(comps, _offset)
+    sbox = subject["bbox"] if subject else (0.5, 0.5, 0.5, 0.5)
+    thumb = np.asarray(rgb.resize((16, 16), Image.Resampling.BOX), dtype=np.uint8)
     return {
         "width": rgb.width,
         "height": rgb.height,
         "digest": hashlib.sha1(np.asarray(rgb).tobytes()).hexdigest(),
-        "thumb": small_rgb.ravel().tolist(),
-        "colourfulness": colourfulness,
-        "saturation": float(sat.mean()),
-        "brightness": float(mx.mean() / 255.0),
-        "contrast": float(gray.std() / 255.0),
-        "sharpness": float(ndimage.laplace(gray).var()),
-        "symmetry": float(1.0 - np.abs(gray - gray[:, ::-1]).mean() / 255.0),
-        "colours": ",".join(colours),
-        "background_colour": colour_name(tuple(int(x) for x in bg)),
-        "background_saturation": float(bg_hsv[1]),
-        "text": text,
-        "text_words": float(len(words)),
-        "text_area": float(min(1.0, sum(wd["w"] * wd["h"] for wd in words))),
-        "text_height": float(np.median([wd["h"] for wd in words])) if words else 0.0,
-        "text_legible": float(legible_words / len(words)) if words else 0.0,
-        "has_price": float(any(_PRICE_RE.search(wd["text"]) for wd in words)),
-        "has_cta": float(any(t in CTA_WORDS for t in lower)),
-        "has_offer": float(any(t in OFFER_WORDS or "%" in t for t in lower)),
-        "subject_colour": subject["object_colour"] if subject else "",
-        "subject_area": float((sbox[2] - sbox[0]) * (sbox[3] - sbox[1])) if subject else 0.0,
-        "subject_offset": offset(sbox) if subject else 0.0,
-        "subject_cropped": float(cropped),
-        "subject_box": ",".join(f"{v:.3f}" for v in sbox) if subject else "",
+        "thumb": thumb.ravel().tolist(),
+        **_colour_features(a, names),
+        **_text_features(rgb, ocr_words(rgb) if ocr else []),
+        **_subject_features(subject, border),
         "border": float(border),
-        "inset": float(bool(insets)),
-        "blocks": float(len(blocks)),
-        "objects": float(len(objects)),
-        "person": float(person),
-        "clutter": float(len(small)),
-        "clutter_colours": float(clutter_colours),
-        "edge_density": edge_density,
-        "colour_clash": float(clash),
+        **_layout_features(comps, subject, sbox),
+        "person": float(_has_person(a, sbox)),
+        **_background_features(a, names, bg, comps, subject),
     }
