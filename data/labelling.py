@@ -17,8 +17,11 @@ two rules' labels can be compared on one scale.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: the CLI builds its parser without it
+    import numpy as np
 
 RULES: tuple[str, ...] = ("creative4u", "bayes")
 
@@ -57,7 +60,11 @@ class LabelRule:
         return {"min_impressions": self.min_impressions, "threshold": self.threshold}
 
 
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(96)
+@lru_cache(maxsize=1)
+def _gauss_legendre(n: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    return np.polynomial.legendre.leggauss(n)
 
 
 def prob_greater(
@@ -69,8 +76,10 @@ def prob_greater(
     support the other one's CDF, which is smooth on that scale, so 96 nodes are accurate to well
     below 1e-6 even for posteriors far apart.
     """
+    import numpy as np
     from scipy.stats import beta
 
+    nodes, weights = _gauss_legendre()
     a1 = 1.0 + np.asarray(clicks_a, dtype=np.float64)
     b1 = 1.0 + np.asarray(imps_a, dtype=np.float64) - np.asarray(clicks_a, dtype=np.float64)
     a2 = 1.0 + np.asarray(clicks_b, dtype=np.float64)
@@ -89,8 +98,8 @@ def prob_greater(
     # deviations: a zero-click posterior is exponential-like and its tail is long)
     lo = beta.ppf(1e-13, xa, xb)[:, None]
     hi = beta.isf(1e-13, xa, xb)[:, None]
-    x = lo + (hi - lo) * (_NODES[None, :] + 1) / 2
-    w = (hi - lo) * _WEIGHTS[None, :] / 2
+    x = lo + (hi - lo) * (nodes[None, :] + 1) / 2
+    w = (hi - lo) * weights[None, :] / 2
     fx = beta.pdf(x, xa[:, None], xb[:, None])
     fy_cdf = beta.cdf(x, ya[:, None], yb[:, None])
     p_x_gt_y = np.clip((w * fx * fy_cdf).sum(axis=1), 0.0, 1.0)
@@ -107,6 +116,8 @@ def apply_rule(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labelled, a_wins, p_a_gt_b) per pair: whether the rule labels it, whether A is the winner
     (meaningful only where labelled), and the posterior P(CTR_A > CTR_B)."""
+    import numpy as np
+
     ca, ia = np.asarray(clicks_a, np.float64), np.asarray(imps_a, np.float64)
     cb, ib = np.asarray(clicks_b, np.float64), np.asarray(imps_b, np.float64)
     p = prob_greater(ca, ia, cb, ib)

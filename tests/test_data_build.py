@@ -403,6 +403,33 @@ def test_malformed_csv_lines_are_quarantined(world: dict[str, Path], tmp_path: P
     assert list(q["reason"]) == ["malformed csv line"] and "only,three,fields" in q["detail"][0]
 
 
+def test_log_with_only_required_columns(world: dict[str, Path], tmp_path: Path) -> None:
+    logs = pd.read_parquet(world["logs"])[
+        ["creative_id", "product_id", "image", "impressions", "clicks"]
+    ]
+    logs.to_parquet(tmp_path / "logs.parquet", index=False)
+    card = run_build(world, tmp_path / "ds", logs=tmp_path / "logs.parquet", truth=None)
+    dd = load(tmp_path / "ds")
+    assert dd["train"].column_names == list(PAIR_COLUMNS)  # no category, no truth
+    assert set(dd["train"]["query"]) == {""} and set(dd["train"]["title"]) == {""}
+    # without queries, CTR is summed over the whole log and pairs are mined per product
+    agg = logs.groupby("creative_id")[["impressions", "clicks"]].sum()
+    r = dd["train"][0]
+    assert r["impressions_a"] == agg.loc[r["creative_a"], "impressions"]
+    assert card["pairs"]["mined"] == 16 * 4 * 3 // 2
+    imp = pd.read_parquet(tmp_path / "ds" / "impressions.parquet")
+    assert list(imp.columns) == [
+        "creative_id",
+        "product_id",
+        "image",
+        "impressions",
+        "clicks",
+        "ctr",
+        "split",
+    ]
+    assert len(imp) == 16 * 4
+
+
 # ---- equivalences -----------------------------------------------------------------------------
 
 
