@@ -78,6 +78,16 @@ def _file_list(files: list[str]) -> str:
     return "[" + ", ".join(_sql_str(f) for f in files) + "]"
 
 
+def require_columns(cols: list[str], logs: str | Path) -> None:
+    """A missing required column is a wrong file, not a broken row: stop and name it."""
+    missing = [c for c in LOG_REQUIRED if c not in cols]
+    if missing:
+        raise ValueError(
+            f"click log {logs} lacks required column(s) {', '.join(missing)} "
+            f"(required: {', '.join(LOG_REQUIRED)}; found: {', '.join(cols)})"
+        )
+
+
 def _stage_csv(con: Any, files: list[str], staging: Path) -> tuple[str, int, list[dict]]:
     """Convert CSV to one parquet file in a single scan, keeping the lines DuckDB cannot parse.
 
@@ -88,6 +98,7 @@ def _stage_csv(con: Any, files: list[str], staging: Path) -> tuple[str, int, lis
         f"DESCRIBE SELECT * FROM read_csv({_file_list(files)}, store_rejects=true)"
     ).fetchall()
     names = [r[0] for r in header]
+    require_columns(names, ", ".join(files))  # before converting a large file for nothing
     types = ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in STRING_COLUMNS if c in names)
     staged = staging / "log.parquet"
     con.execute("DROP TABLE IF EXISTS reject_errors")
@@ -173,12 +184,7 @@ def ingest(
         n_bad_lines = 0
     con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM {source}")
     cols = [r[0] for r in con.execute("DESCRIBE src").fetchall()]
-    missing = [c for c in LOG_REQUIRED if c not in cols]
-    if missing:
-        raise ValueError(
-            f"click log {logs} lacks required column(s) {', '.join(missing)} "
-            f"(required: {', '.join(LOG_REQUIRED)}; found: {', '.join(cols)})"
-        )
+    require_columns(cols, logs)
     context = [c for c in LOG_CONTEXT if c in cols]
 
     con.execute(
