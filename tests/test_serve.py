@@ -1,7 +1,8 @@
 """The real server on loopback with the tiny model: OpenAI SDK chat (plain and streaming),
 /v1/select, /v1/rank, bad inputs, unusual images, metrics, and the select/rank CLI.
 
-One server process is shared by the module (engine start takes a minute on two cores). The tiny
+One server process is shared by the module (engine start takes a minute on two cores); it serves
+the tiny model with a LoRA adapter, as the Qwen recipes deploy, under the name 'creative4u'. The tiny
 model has random weights, so its outputs are not well-formed protocol text: the tests check the
 API's contract and its honesty about that, not the quality of the answers.
 """
@@ -90,11 +91,34 @@ GOOD = [data_url(creative(RED)), data_url(creative(BLUE))]
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+def adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter with non-zero B (so vLLM's LoRA path really changes the computation)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from creative4u.vlm import load
+
+    model, _ = load(str(tiny_model))
+    torch.manual_seed(1)
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=r".*language_model.*\.(q_proj|v_proj)")
+    peft_model = get_peft_model(model, lora)
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)
+    out = tmp_path_factory.mktemp("lora") / "adapter"
+    peft_model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, adapter: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The tiny model with a LoRA adapter, served under the name 'creative4u'."""
     port = free_port()
     args = serve_command(
         tiny_model,
         port,
+        "--adapter",
+        str(adapter),
         "--api-key",
         KEY,
         "--max-tokens",
@@ -411,7 +435,7 @@ def test_cli_select_and_rank_against_the_server(server: str, image_files: list[s
 
 
 def test_cli_select_in_process_matches_the_server(
-    tiny_model: Path, http: httpx.Client, image_files: list[str]
+    tiny_model: Path, adapter: Path, http: httpx.Client, image_files: list[str]
 ) -> None:
     """`--model` runs the same Selector on an in-process engine: same model, same answer."""
     a, b, _ = image_files
@@ -425,6 +449,8 @@ def test_cli_select_in_process_matches_the_server(
         "t",
         "--model",
         str(tiny_model),
+        "--adapter",
+        str(adapter),
         "--max-tokens",
         "8",
         "--json",

@@ -70,9 +70,9 @@ class ScriptedEngine(Engine):
 
     kind = "test-double"
 
-    def __init__(self, mode: str = "redder"):
+    def __init__(self, mode: str = "redder", delay_s: float = 0.0):
         super().__init__(STUB_PROCESSOR, "creative4u")
-        self.mode = mode
+        self.mode, self.delay_s = mode, delay_s
         self.calls: list[int] = []
 
     @property
@@ -84,6 +84,8 @@ class ScriptedEngine(Engine):
     ) -> Completion:
         _, images = split_images(chat)
         self.calls.append(len(images))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if len(images) == 2:
             gap = redness(images[0]) - redness(images[1])
             p_a = 1 / (1 + math.exp(-8 * gap))
@@ -484,3 +486,16 @@ def test_oversized_body_and_bad_json_are_refused_before_work() -> None:
         assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
         metrics = c.get("/metrics").text
         assert 'creative4u_requests_total{endpoint="/v1/select",status="413"} 1.0' in metrics
+
+
+def test_slow_requests_time_out_with_504_and_the_server_goes_on() -> None:
+    body = {
+        "creatives": [data_url(swatch(RED)), data_url(swatch(BLUE))],
+        "query": "q",
+        "title": "t",
+    }
+    with make_client(ScriptedEngine(delay_s=2.0), request_timeout_s=0.2) as c:
+        r = c.post("/v1/select", json=body)
+        assert r.status_code == 504 and r.json()["error"]["type"] == "timeout_error"
+        c.app.state.engine.delay_s = 0.0
+        assert c.post("/v1/select", json=body).status_code == 200
