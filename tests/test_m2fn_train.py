@@ -82,6 +82,14 @@ def test_checkpoint_round_trip_reproduces_the_run(dataset: Path, trained: tuple[
     )
     # a second load predicts the same
     assert load(out).score([dataset / "images" / test["image"].iloc[0]], ctx[:1]) == pred[:1]
+    # and the public prefer() path agrees with the run's own pair accuracy
+    from datasets import load_from_disk
+
+    from creative4u.m2fn.evaluate import pair_accuracy
+
+    public = pair_accuracy(scorer, load_from_disk(str(dataset))["test"])
+    assert public["pair_accuracy"] == pytest.approx(metrics["pair_accuracy"])
+    assert scorer.prefer_scale == pytest.approx(metrics["prefer_scale"])
 
 
 def test_score_and_prefer_accept_any_image_input(dataset: Path, trained: tuple[Path, dict]):
@@ -211,3 +219,41 @@ def test_cli_train_score_and_ablate(dataset: Path, tmp_path: Path, monkeypatch, 
     md = (abl / "ablation.md").read_text()
     assert md.startswith("# M2FN ablation") and md.count("\n| ") == 4
     assert "image only" in md
+
+
+def test_ocr_reuses_the_data_stage_reading(dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    """Text the data build already read (features.parquet) is not read again; other images are
+    read once each, whatever the number of cells they appear in."""
+    import shutil
+
+    import pandas as pd
+
+    from creative4u.m2fn import image_features
+    from creative4u.m2fn.data import prepare
+
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    pd.DataFrame({"image": ["p000_c0.png"], "text": ["SALE today"]}).to_parquet(
+        copy / "features.parquet"
+    )
+    card = json.loads((copy / "card.json").read_text())
+    (copy / "card.json").write_text(json.dumps({**card, "features": {"ocr": True}}))
+    read: list[int] = []
+
+    def fake_read(img: Image.Image) -> str:
+        read.append(1)
+        return "read here"
+
+    monkeypatch.setattr(image_features, "read_text", fake_read)
+    monkeypatch.setattr(image_features, "check_ocr_available", lambda ocr: None)
+    cache = image_features.FeatureCache(tmp_path / "cache.json")
+    cfg = run_cfg(copy, tmp_path / "out")
+    prep = prepare(dataclasses.replace(TINY, ocr=True), cfg, cache, progress=False)
+    ocr = dict(zip(prep.rows["image"], prep.rows["ocr"], strict=True))
+    assert ocr["p000_c0.png"] == "SALE today"
+    assert {v for k, v in ocr.items() if k != "p000_c0.png"} == {"read here"}
+    assert len(read) == prep.rows["image"].nunique() - 1
+    cache.save()
+    again = image_features.FeatureCache(tmp_path / "cache.json")
+    prepare(dataclasses.replace(TINY, ocr=True), cfg, again, progress=False)
+    assert len(read) == prep.rows["image"].nunique() - 1  # all from the cache the second time

@@ -11,7 +11,7 @@ the cells index, and its colour and OCR into the auxiliary vector of each of its
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from creative4u.m2fn.image_features import to_array as image_array
 from creative4u.schema import SPLITS
 
 TABLE = "impressions.parquet"
+FEATURES_TABLE = "features.parquet"  # the data stage's per-creative measurements
 REQUIRED = ("image", "impressions", "split")
 
 
@@ -50,15 +51,21 @@ def load_table(data: str | Path) -> pd.DataFrame:
     return df
 
 
+def read_card(data: str | Path) -> dict[str, Any]:
+    card = Path(data) / "card.json"
+    return json.loads(card.read_text()) if card.is_file() else {}
+
+
 def images_root(data: str | Path, override: str | None = None) -> Path:
-    """--images, else card.json's images_root (absolute, or relative to the dataset folder or to
-    the working directory), else DATA/images."""
+    """--images, else card.json's images_root (or the image folder the build read, its
+    sources.images), absolute or relative to the dataset folder or the working directory, else
+    DATA/images."""
     data = Path(data)
     if override:
         root = Path(override)
     else:
-        card = data / "card.json"
-        root_s = json.loads(card.read_text()).get("images_root") if card.is_file() else None
+        card = read_card(data)
+        root_s = card.get("images_root") or (card.get("sources") or {}).get("images")
         if root_s:
             root = Path(root_s)
             if not root.is_absolute() and not root.is_dir() and (data / root).is_dir():
@@ -71,6 +78,16 @@ def images_root(data: str | Path, override: str | None = None) -> Path:
             "pass --images DIR)"
         )
     return root
+
+
+def measured_text(data: str | Path) -> dict[str, str]:
+    """image path -> the OCR text the data stage measured (features.parquet), when it read text;
+    empty when it did not (a build with --no-ocr)."""
+    path = Path(data) / FEATURES_TABLE
+    if not path.is_file() or not (read_card(data).get("features") or {}).get("ocr"):
+        return {}
+    df = pd.read_parquet(path, columns=["image", "text"])
+    return {str(k): str(v or "") for k, v in zip(df["image"], df["text"], strict=True)}
 
 
 def load_pairs(data: str | Path) -> Any | None:
@@ -107,10 +124,31 @@ class Prepared:
     aux: np.ndarray  # (n_rows, dim) float32
     encoder: AuxEncoder
     cache: FeatureCache
-    image_size: int
+    model_cfg: M2FNConfig
+    cfg: TrainConfig
+    pair_sets: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> np.ndarray:
         return np.flatnonzero(self.rows["split"].astype(str).to_numpy() == name)
+
+    def pair_set(self, name: str) -> Any:
+        """The CreativePair split's labelled pairs, prepared once (None: no such split)."""
+        if name not in self.pair_sets:
+            from creative4u.m2fn.evaluate import pair_set
+
+            pairs = load_pairs(self.cfg.data)
+            self.pair_sets[name] = None
+            if pairs is not None and name in pairs:
+                self.pair_sets[name] = pair_set(
+                    pairs[name],
+                    self.encoder,
+                    self.model_cfg,
+                    self.cache,
+                    limit=self.cfg.max_pairs,
+                    seed=self.cfg.seed,
+                    workers=self.cfg.feature_workers,
+                )
+        return self.pair_sets[name]
 
 
 def prepare(
@@ -125,11 +163,14 @@ def prepare(
         )
     root = images_root(cfg.data, cfg.images)
     names = sorted(df["image"].astype(str).unique())
+    measured = measured_text(cfg.data) if model_cfg.ocr else {}
     openers, keys, arrays = [], [], []
     for name in tqdm(names, desc="loading images", disable=not progress):
         path = root / name
         img = open_image(path, name=str(path))
         keys.append(image_key(img))
+        if name in measured and "ocr" not in cache.get(keys[-1]):
+            cache.add(keys[-1], {"ocr": measured[name]})
         arrays.append(image_array(img, model_cfg.image_size))
         openers.append(lambda path=path: open_image(path, name=str(path)))
     feats = features_for(
@@ -161,5 +202,6 @@ def prepare(
         aux=encoder.encode(df),
         encoder=encoder,
         cache=cache,
-        image_size=model_cfg.image_size,
+        model_cfg=model_cfg,
+        cfg=cfg,
     )

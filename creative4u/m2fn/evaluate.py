@@ -4,6 +4,8 @@ test cells) and the product's (accuracy of `prefer` on CreativePair's labelled p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,12 +57,12 @@ def cell_metrics(rows: Any, pred: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def labelled_pairs(split: Any, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """The pairs with a label (at most `limit`, a seeded sample)."""
+def labelled_indices(split: Any, limit: int | None = None, seed: int = 0) -> list[int]:
+    """Rows with a label (at most `limit`, a seeded sample), read without decoding images."""
     keep = [i for i, lab in enumerate(split["label"]) if lab in ("A", "B")]
     if limit is not None and len(keep) > limit:
         keep = sorted(np.random.default_rng(seed).choice(keep, size=limit, replace=False).tolist())
-    return [split[i] for i in keep]
+    return keep
 
 
 def pair_context(row: dict[str, Any]) -> dict[str, Any]:
@@ -68,11 +70,83 @@ def pair_context(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("query", "title", "category") if row.get(k) is not None}
 
 
-def pair_ctrs(scorer: M2FNScorer, rows: list[dict[str, Any]]) -> np.ndarray:
-    """(n, 2) predicted CTRs of creatives A and B of each pair."""
-    images = [r[k] for r in rows for k in ("image_a", "image_b")]
-    ctx = [pair_context(r) for r in rows for _ in (0, 1)]
-    return np.asarray(scorer.score(images, ctx)).reshape(-1, 2)
+@dataclass
+class PairSet:
+    """Labelled pairs ready for the network: each distinct image decoded once, its pixels and
+    auxiliary vectors computed once, so that the ablation's eight models score them cheaply."""
+
+    pixels: np.ndarray  # (n_images, 3, S, S) uint8
+    index: np.ndarray  # (n_pairs, 2) rows of `pixels` for A and B
+    aux: np.ndarray  # (n_pairs, 2, dim)
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def pair_set(
+    split: Any,
+    encoder: Any,
+    cfg: Any,
+    cache: Any,
+    limit: int | None = None,
+    seed: int = 0,
+    workers: int = 1,
+) -> PairSet:
+    """The PairSet of a CreativePair split (`cfg`: the model config, for image size and OCR)."""
+    import hashlib
+
+    from datasets import Image as ImageFeature
+
+    from creative4u.m2fn.image_features import features_for, image_key, open_image
+    from creative4u.m2fn.image_features import to_array as image_array
+
+    keep = labelled_indices(split, limit, seed)
+    raw = split.select(keep)
+    for col in ("image_a", "image_b"):
+        raw = raw.cast_column(col, ImageFeature(decode=False))
+    slot: dict[str, int] = {}
+    arrays, images, index, contexts, labels = [], [], [], [], []
+    for r in raw:
+        pair = []
+        for col in ("image_a", "image_b"):
+            blob = r[col].get("bytes") or Path(r[col]["path"]).read_bytes()
+            digest = hashlib.sha1(blob).hexdigest()
+            if digest not in slot:
+                img = open_image(blob, name=f"{r['pair_id']} {col}")
+                slot[digest] = len(arrays)
+                arrays.append(image_array(img, cfg.image_size))
+                images.append(img)
+            pair.append(slot[digest])
+        index.append(pair)
+        contexts.append(pair_context(r))
+        labels.append(r["label"])
+    feats = features_for(
+        images, cache, ocr=cfg.ocr, keys=[image_key(im) for im in images], workers=workers
+    )
+    rows = [
+        {**ctx, "colour": feats[i]["colour"], "ocr": feats[i]["ocr"] or ""}
+        for ctx, pair in zip(contexts, index, strict=True)
+        for i in pair
+    ]
+    dim = encoder.dim
+    aux = encoder.encode(rows).reshape(len(index), 2, dim) if rows else np.zeros((0, 2, dim))
+    pixels = np.stack(arrays) if arrays else np.zeros((0, 3, cfg.image_size, cfg.image_size))
+    return PairSet(
+        pixels.astype(np.uint8),
+        np.asarray(index, np.int64).reshape(-1, 2),
+        aux.astype(np.float32),
+        labels,
+    )
+
+
+def pair_set_ctrs(model: Any, ps: PairSet) -> np.ndarray:
+    """(n, 2) predicted CTRs of A and B."""
+    if not len(ps):
+        return np.zeros((0, 2))
+    flat_index = ps.index.reshape(-1)
+    flat_aux = ps.aux.reshape(-1, ps.aux.shape[-1])
+    return predict(model, ps.pixels, flat_index, flat_aux).reshape(-1, 2)
 
 
 def fit_prefer_scale(ctrs: np.ndarray, labels: list[str]) -> float:
@@ -92,19 +166,26 @@ def fit_prefer_scale(ctrs: np.ndarray, labels: list[str]) -> float:
     return float(res.x) if math.isfinite(res.x) else 1.0
 
 
-def pair_accuracy(scorer: M2FNScorer, split: Any, limit: int | None = None) -> dict[str, Any]:
-    """Share of labelled pairs where `prefer` >= 0.5 picks the label, and the mean log-loss."""
-    rows = labelled_pairs(split, limit)
-    if not rows:
+def pair_metrics(ctrs: np.ndarray, labels: list[str], scale: float) -> dict[str, Any]:
+    """Share of pairs where P(A > B) >= 0.5 picks the label, and the mean log-loss."""
+    if not len(labels):
         return {"pair_accuracy": None, "n_pairs": 0}
-    ctrs = pair_ctrs(scorer, rows)
-    d = scorer.prefer_scale * (logit(ctrs[:, 0]) - logit(ctrs[:, 1]))
-    y = np.array([r["label"] == "A" for r in rows])
+    d = scale * (logit(ctrs[:, 0]) - logit(ctrs[:, 1]))
+    y = np.array([lab == "A" for lab in labels])
     # ties (identical predictions) count as half right: no side was chosen
     correct = np.where(d == 0, 0.5, (d > 0) == y)
     log_loss = np.logaddexp(0.0, -np.where(y, 1.0, -1.0) * d).mean()
     return {
         "pair_accuracy": float(correct.mean()),
         "pair_log_loss": float(log_loss),
-        "n_pairs": len(rows),
+        "n_pairs": len(labels),
     }
+
+
+def pair_accuracy(scorer: M2FNScorer, split: Any, limit: int | None = None) -> dict[str, Any]:
+    """`pair_metrics` of a scorer on a CreativePair split, through the public `score` path."""
+    rows = [split[i] for i in labelled_indices(split, limit)]
+    images = [r[k] for r in rows for k in ("image_a", "image_b")]
+    ctx = [pair_context(r) for r in rows for _ in (0, 1)]
+    ctrs = np.asarray(scorer.score(images, ctx)).reshape(-1, 2)
+    return pair_metrics(ctrs, [r["label"] for r in rows], scorer.prefer_scale)

@@ -5,6 +5,11 @@ Colour and OCR cost tens to hundreds of milliseconds per image while an image ap
 of impression cells, so they are computed once per distinct image and kept in a JSON cache keyed
 by the image's pixels: training, the ablation's eight runs and later scoring of the same
 creatives all reuse them.
+
+The OCR text is tesseract's reading as `creative4u.features.measure` does it (its `text`: the
+confident words of `ocr_words`), so the reading the data stage already stored per creative in
+`features.parquet` stands in for it at training time, and scoring a new image reads it the same
+way.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import numpy as np
 from PIL import Image
 
 from creative4u.images import ImageError, load_image
+
+CACHE_VERSION = 2  # bump when what a cached field means changes
 
 
 def open_image(source: Any, name: str | None = None) -> Image.Image:
@@ -52,8 +59,28 @@ def to_array(img: Image.Image, size: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(small, dtype=np.uint8).transpose(2, 0, 1))
 
 
+def read_text(img: Image.Image) -> str:
+    """The text printed in the image: what `features.measure` reports as `text`."""
+    from creative4u.features import ocr_words
+
+    return " ".join(w["text"] for w in ocr_words(img))
+
+
+def compute_features(img: Image.Image, colour: bool, ocr: bool) -> dict[str, Any]:
+    """The requested fields of one image."""
+    from creative4u.features import dominant_colour
+
+    out: dict[str, Any] = {}
+    if colour:
+        out["colour"] = dominant_colour(img)
+    if ocr:
+        out["ocr"] = read_text(img)
+    return out
+
+
 class FeatureCache:
-    """image key -> {"colour": palette name, "ocr": text or None when not read}; thread-safe."""
+    """image key -> {"colour": palette name, "ocr": text}; either field may be absent (not yet
+    computed). Thread-safe; saved atomically."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else None
@@ -61,40 +88,29 @@ class FeatureCache:
         self._lock = threading.Lock()
         self._dirty = False
         if self.path and self.path.is_file():
-            self.entries = json.loads(self.path.read_text())
+            data = json.loads(self.path.read_text())
+            if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
+                self.entries = data["entries"]
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.entries.get(key)
+    def get(self, key: str) -> dict[str, Any]:
+        return self.entries.get(key, {})
 
-    def put(self, key: str, value: dict[str, Any]) -> None:
+    def add(self, key: str, fields: dict[str, Any]) -> None:
         with self._lock:
-            self.entries[key] = value
+            self.entries[key] = {**self.entries.get(key, {}), **fields}
             self._dirty = True
-
-    def update(self, other: dict[str, dict[str, Any]]) -> None:
-        with self._lock:
-            for k, v in other.items():
-                if k not in self.entries or (self.entries[k].get("ocr") is None and v.get("ocr")):
-                    self.entries[k] = v
-                    self._dirty = True
 
     def save(self, path: str | Path | None = None) -> None:
         target = Path(path) if path else self.path
         if target is None or (not self._dirty and target == self.path and target.exists()):
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
         with self._lock:
-            tmp.write_text(json.dumps(self.entries))
+            tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": self.entries}))
         tmp.replace(target)
         if target == self.path:
             self._dirty = False
-
-
-def compute_features(img: Image.Image, ocr: bool) -> dict[str, Any]:
-    from creative4u.features import dominant_colour, ocr_text
-
-    return {"colour": dominant_colour(img), "ocr": ocr_text(img) if ocr else None}
 
 
 def check_ocr_available(ocr: bool) -> None:
@@ -115,25 +131,26 @@ def features_for(
     keys: Sequence[str] | None = None,
     workers: int = 2,
     progress: bool = False,
-    compute: Callable[[Image.Image, bool], dict[str, Any]] = compute_features,
+    compute: Callable[[Image.Image, bool, bool], dict[str, Any]] = compute_features,
 ) -> list[dict[str, Any]]:
-    """Colour and OCR of each image, from the cache where present; new ones in `workers` threads
-    (tesseract runs as a subprocess and k-means releases the GIL, so threads are enough). An
-    image may be given as a function that opens it, so that thousands of full-size creatives
-    need not be held in memory at once."""
+    """Colour and OCR of each image, from the cache where present; missing fields computed in
+    `workers` threads (tesseract runs as a subprocess and k-means releases the GIL, so threads
+    are enough). An image may be given as a function that opens it, so that thousands of
+    full-size creatives need not be held in memory at once."""
     if keys is None:
         keys = [image_key(im() if callable(im) else im) for im in images]
-    todo: dict[str, Any] = {}
+    todo: dict[str, tuple[Any, bool, bool]] = {}
     for k, im in zip(keys, images, strict=True):
-        hit = cache.get(k)
-        if hit is None or (ocr and hit.get("ocr") is None):
-            todo.setdefault(k, im)
+        have = cache.get(k)
+        need_colour, need_ocr = "colour" not in have, ocr and "ocr" not in have
+        if need_colour or need_ocr:
+            todo.setdefault(k, (im, need_colour, need_ocr))
     if todo:
-        check_ocr_available(ocr)
+        check_ocr_available(any(t[2] for t in todo.values()))
 
-        def one(item: tuple[str, Any]) -> None:
-            k, im = item
-            cache.put(k, compute(im() if callable(im) else im, ocr))
+        def one(item: tuple[str, tuple[Any, bool, bool]]) -> None:
+            k, (im, c, o) = item
+            cache.add(k, compute(im() if callable(im) else im, c, o))
 
         items = list(todo.items())
         with warnings.catch_warnings():
@@ -148,10 +165,8 @@ def features_for(
                 _drain(map(one, items), len(items), progress)
     out = []
     for k in keys:
-        f = dict(cache.get(k) or {})
-        if not ocr:
-            f["ocr"] = ""
-        out.append(f)
+        f = dict(cache.get(k))
+        out.append({"colour": f.get("colour"), "ocr": f.get("ocr", "") if ocr else ""})
     return out
 
 

@@ -176,12 +176,10 @@ def finish(
     from creative4u.m2fn.evaluate import (
         cell_metrics,
         fit_prefer_scale,
-        labelled_pairs,
-        pair_accuracy,
-        pair_ctrs,
+        pair_metrics,
+        pair_set_ctrs,
         predict,
     )
-    from creative4u.m2fn.scorer import M2FNScorer
 
     out = Path(cfg.out)
     if (state_dir / BEST).is_file():
@@ -204,18 +202,12 @@ def finish(
         "validation_sprc": st["best_sprc"],
         "train_seconds": round(seconds, 1),
     }
-    pairs = _pairs(cfg)
     scale = 1.0
-    if pairs is not None:
-        scorer = M2FNScorer(model, model_cfg, prepared.encoder, prepared.cache)
-        scorer.workers = cfg.feature_workers
-        if "validation" in pairs:
-            val = labelled_pairs(pairs["validation"], cfg.max_pairs, cfg.seed)
-            if val:
-                scale = fit_prefer_scale(pair_ctrs(scorer, val), [r["label"] for r in val])
-        scorer.prefer_scale = scale
-        if "test" in pairs:
-            metrics |= pair_accuracy(scorer, pairs["test"], cfg.max_pairs)
+    val_pairs, test_pairs = prepared.pair_set("validation"), prepared.pair_set("test")
+    if val_pairs is not None and len(val_pairs):
+        scale = fit_prefer_scale(pair_set_ctrs(model, val_pairs), val_pairs.labels)
+    if test_pairs is not None:
+        metrics |= pair_metrics(pair_set_ctrs(model, test_pairs), test_pairs.labels, scale)
     else:
         metrics |= {"pair_accuracy": None, "n_pairs": 0}
     metrics["prefer_scale"] = scale
@@ -224,12 +216,6 @@ def finish(
     prepared.cache.save(out / FEATURES)
     _write_json(out / METRICS, metrics)
     return metrics
-
-
-def _pairs(cfg: TrainConfig) -> Any:
-    from creative4u.m2fn.data import load_pairs
-
-    return load_pairs(cfg.data)
 
 
 class Targets:
