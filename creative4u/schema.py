@@ -57,3 +57,20 @@ PAIR_COLUMNS: tuple[str, ...] = (
 # "true_ctr_b": float, "dimensions": {"Q3": "A>B", ..., "Q9": "A=B"}} (evaluation only), and
 # `category` when the log has it.
 TRUTH_COLUMN = "truth"
+
+
+def pair_features(columns: list[str] | tuple[str, ...]):
+    """The `datasets.Features` of a CreativePair split with these columns (images as
+    `datasets.Image`, counts and rates numeric, everything else text)."""
+    from datasets import Features, Image, Value
+
+    kinds = {
+        "image_a": Image(),
+        "image_b": Image(),
+        "ctr_a": Value("float64"),
+        "ctr_b": Value("float64"),
+        "impressions_a": Value("int64"),
+        "impressions_b": Value("int64"),
+        "label_confidence": Value("float64"),
+    }
+    return Features({c: kinds.get(c, Value("string")) for c in columns})

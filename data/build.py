@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from creative4u.schema import PAIR_COLUMNS, SPLITS, TRUTH_COLUMN
+from creative4u.schema import PAIR_COLUMNS, SPLITS, TRUTH_COLUMN, pair_features
 from data.labelling import RULES, LabelRule
 from data.teachers import TEACHERS
 
@@ -245,21 +245,6 @@ def _oracle(pairs: Any) -> dict[str, dict]:
     return out
 
 
-def _features_spec(columns: list[str]) -> Any:
-    from datasets import Features, Image, Value
-
-    kinds = {
-        "image_a": Image(),
-        "image_b": Image(),
-        "ctr_a": Value("float64"),
-        "ctr_b": Value("float64"),
-        "impressions_a": Value("int64"),
-        "impressions_b": Value("int64"),
-        "label_confidence": Value("float64"),
-    }
-    return Features({c: kinds.get(c, Value("string")) for c in columns})
-
-
 def _generate(rows_file: str, images: dict[str, str], columns: tuple[str, ...]):
     """Yield dataset rows with the image files' bytes embedded (one pair in memory at a time)."""
     import pyarrow.parquet as pq
@@ -290,7 +275,7 @@ def _write_dataset(
 
         was_disabled = are_progress_bars_disabled()
         disable_progress_bars()
-    feats = _features_spec(columns)
+    feats = pair_features(columns)
     img_paths = {k: str(v) for k, v in images.items()}
     parts = {}
     names = [*SPLITS, *(["unlabelled"] if "unlabelled" in set(table["split"]) else [])]

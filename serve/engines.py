@@ -151,8 +151,9 @@ class Engine(ABC):
         continue_texts: Sequence[str | None] | None = None,
     ) -> list[Completion]:
         conts = list(continue_texts) if continue_texts is not None else [None] * len(chats)
+        shared = self.batch_context()
         tasks = [
-            asyncio.ensure_future(self.complete(c, params, continue_text=t))
+            asyncio.ensure_future(self.complete(c, params, continue_text=t, **shared))
             for c, t in zip(chats, conts, strict=True)
         ]
         try:
@@ -161,6 +162,10 @@ class Engine(ABC):
             for t in tasks:
                 t.cancel()
             raise
+
+    def batch_context(self) -> dict[str, Any]:
+        """Keyword arguments shared by the completions of one batch (none by default)."""
+        return {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,24 +543,8 @@ class OpenAIEngine(Engine):
             steps=steps,
         )
 
-    async def complete_many(
-        self,
-        chats: Sequence[Chat],
-        params: GenParams,
-        continue_texts: Sequence[str | None] | None = None,
-    ) -> list[Completion]:
-        cache: dict[int, str] = {}  # each distinct image is encoded once for all its pairs
-        conts = list(continue_texts) if continue_texts is not None else [None] * len(chats)
-        tasks = [
-            asyncio.ensure_future(self.complete(c, params, continue_text=t, cache=cache))
-            for c, t in zip(chats, conts, strict=True)
-        ]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            raise
+    def batch_context(self) -> dict[str, Any]:
+        return {"cache": {}}  # each distinct image is encoded once for all its pairs
 
     async def stream(self, chat: Chat, params: GenParams) -> AsyncIterator[Delta]:
         kwargs = self._kwargs(chat, params, None)

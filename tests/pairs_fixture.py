@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from creative4u.protocol import DIMENSION_IDS, DimensionVerdict, Verdict, render
+from creative4u.schema import pair_features
 from data.sim.config import SimConfig
 from data.sim.truth import truth_record
 from data.simulate import simulate
@@ -21,7 +22,7 @@ WORDS = {"A>B": "A is better", "A=B": "both are alike", "A<B": "B is better"}
 
 
 def make_pair_dataset(out: Path, products: int = 8, seed: int = 0) -> Path:
-    from datasets import Dataset, DatasetDict, Features, Image, Value
+    from datasets import Dataset, DatasetDict
 
     world = out / "world"
     simulate(
@@ -83,32 +84,8 @@ def make_pair_dataset(out: Path, products: int = 8, seed: int = 0) -> Path:
                         "truth": json.dumps(tr),
                     }
                 )
-    feats = Features(
-        {
-            **{
-                k: Value("string")
-                for k in (
-                    "pair_id",
-                    "product_id",
-                    "query",
-                    "title",
-                    "creative_a",
-                    "creative_b",
-                    "label",
-                    "rationale",
-                    "rationale_source",
-                    "truth",
-                )
-            },
-            "image_a": Image(),
-            "image_b": Image(),
-            "ctr_a": Value("float64"),
-            "ctr_b": Value("float64"),
-            "impressions_a": Value("int64"),
-            "impressions_b": Value("int64"),
-            "label_confidence": Value("float64"),
-        }
-    )
+    columns = list(next(iter(r for r in rows.values() if r))[0])
+    feats = pair_features(columns)
     dd = DatasetDict({k: Dataset.from_list(v, features=feats) for k, v in rows.items()})
     path = out / "dataset"
     dd.save_to_disk(str(path))
