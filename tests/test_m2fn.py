@@ -217,3 +217,45 @@ def test_vgg19_backbone_loads_local_weights_and_never_downloads(tmp_path: Path) 
     px, aux = inputs(2)
     with torch.no_grad():
         assert model.eval()(px, aux).shape == (2, 1)
+
+
+# ---- per-image features ----------------------------------------------------------------
+def test_features_are_read_once_per_image_and_resized_copies_reuse_them() -> None:
+    from PIL import Image, ImageDraw
+
+    from creative4u.m2fn.image_features import FeatureCache, features_for
+
+    def creative(tag: str) -> Image.Image:
+        img = Image.new("RGB", (224, 224), (235, 230, 220))
+        d = ImageDraw.Draw(img)
+        d.ellipse([50, 40, 170, 160], fill=(205, 35, 45))
+        d.rectangle([150, 170, 215, 215], fill=(20, 20, 20) if tag == "dark" else (240, 200, 30))
+        return img
+
+    calls: list[frozenset[str]] = []
+
+    def fake(img: Image.Image, need: frozenset[str]) -> dict:
+        calls.append(need)
+        out = {"colour": "red", "ocr": f"read {len(calls)}", "thumb": None}
+        from creative4u.m2fn.image_features import thumbnail
+
+        out["thumb"] = thumbnail(img)
+        return {k: v for k, v in out.items() if k in need}
+
+    cache = FeatureCache()
+    a = creative("dark")
+    first = features_for([a, a, a], cache, ocr=True, compute=fake)
+    assert len(calls) == 1 and first == [{"colour": "red", "ocr": "read 1"}] * 3
+    # a copy resized to a VLM's pixel budget is the same creative: nothing is read again
+    small = a.resize((112, 112), Image.Resampling.BICUBIC)
+    assert features_for([small], cache, ocr=True, near_duplicates=True, compute=fake) == first[:1]
+    assert len(calls) == 1
+    # a creative that differs only in its price tag is another creative
+    other = creative("yellow")
+    assert features_for([other], cache, ocr=True, near_duplicates=True, compute=fake) == [
+        {"colour": "red", "ocr": "read 2"}
+    ]
+    # without OCR the text field is empty, and nothing but the colour is computed
+    cache2 = FeatureCache()
+    assert features_for([a], cache2, ocr=False, compute=fake)[0]["ocr"] == ""
+    assert "ocr" not in calls[-1]

@@ -30,6 +30,10 @@ from PIL import Image
 from creative4u.images import ImageError, load_image
 
 CACHE_VERSION = 2  # bump when what a cached field means changes
+THUMB = 16  # side of the thumbnail that recognises a resized copy of a known creative
+# a resized copy differs from the original's thumbnail by a few levels per cell; another creative
+# (even one that differs only in a price tag) differs by far more in some cell
+NEAR_MEAN, NEAR_MAX = 4.0, 16.0
 
 
 def open_image(source: Any, name: str | None = None) -> Image.Image:
@@ -66,15 +70,21 @@ def read_text(img: Image.Image) -> str:
     return " ".join(w["text"] for w in ocr_words(img))
 
 
-def compute_features(img: Image.Image, colour: bool, ocr: bool) -> dict[str, Any]:
-    """The requested fields of one image."""
+def thumbnail(img: Image.Image) -> list[int]:
+    return np.asarray(img.resize((THUMB, THUMB), Image.Resampling.BOX)).ravel().tolist()
+
+
+def compute_features(img: Image.Image, need: frozenset[str]) -> dict[str, Any]:
+    """The requested fields ("colour", "ocr", "thumb") of one image."""
     from creative4u.features import dominant_colour
 
     out: dict[str, Any] = {}
-    if colour:
+    if "colour" in need:
         out["colour"] = dominant_colour(img)
-    if ocr:
+    if "ocr" in need:
         out["ocr"] = read_text(img)
+    if "thumb" in need:
+        out["thumb"] = thumbnail(img)
     return out
 
 
@@ -87,6 +97,7 @@ class FeatureCache:
         self.entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._dirty = False
+        self._thumbs: tuple[list[str], np.ndarray] | None = None
         if self.path and self.path.is_file():
             data = json.loads(self.path.read_text())
             if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
@@ -99,6 +110,25 @@ class FeatureCache:
         with self._lock:
             self.entries[key] = {**self.entries.get(key, {}), **fields}
             self._dirty = True
+            self._thumbs = None
+
+    def near(self, thumb: Sequence[int]) -> dict[str, Any]:
+        """The entry of a known image this thumbnail is a resized copy of ({} if none): the
+        selector's stages hand M2FN creatives resized to their model's pixel budget, whose text
+        and colour are those of the original, read at full resolution."""
+        with self._lock:
+            if getattr(self, "_thumbs", None) is None:
+                keys = [k for k, v in self.entries.items() if "thumb" in v]
+                mat = np.asarray([self.entries[k]["thumb"] for k in keys], np.float32)
+                self._thumbs = (keys, mat.reshape(len(keys), -1))
+            keys, mat = self._thumbs
+        if not keys:
+            return {}
+        diff = np.abs(mat - np.asarray(thumb, np.float32)[None, :])
+        i = int(diff.mean(1).argmin())
+        if diff[i].mean() <= NEAR_MEAN and diff[i].max() <= NEAR_MAX:
+            return self.entries[keys[i]]
+        return {}
 
     def save(self, path: str | Path | None = None) -> None:
         target = Path(path) if path else self.path
@@ -131,26 +161,33 @@ def features_for(
     keys: Sequence[str] | None = None,
     workers: int = 2,
     progress: bool = False,
-    compute: Callable[[Image.Image, bool, bool], dict[str, Any]] = compute_features,
+    near_duplicates: bool = False,
+    compute: Callable[[Image.Image, frozenset[str]], dict[str, Any]] = compute_features,
 ) -> list[dict[str, Any]]:
     """Colour and OCR of each image, from the cache where present; missing fields computed in
     `workers` threads (tesseract runs as a subprocess and k-means releases the GIL, so threads
     are enough). An image may be given as a function that opens it, so that thousands of
-    full-size creatives need not be held in memory at once."""
+    full-size creatives need not be held in memory at once. With `near_duplicates`, an image
+    that is a resized copy of a cached one takes that one's fields."""
     if keys is None:
         keys = [image_key(im() if callable(im) else im) for im in images]
-    todo: dict[str, tuple[Any, bool, bool]] = {}
+    wanted = {"colour", "thumb"} | ({"ocr"} if ocr else set())
+    todo: dict[str, tuple[Any, frozenset[str]]] = {}
     for k, im in zip(keys, images, strict=True):
-        have = cache.get(k)
-        need_colour, need_ocr = "colour" not in have, ocr and "ocr" not in have
-        if need_colour or need_ocr:
-            todo.setdefault(k, (im, need_colour, need_ocr))
+        need = frozenset(wanted - set(cache.get(k)))
+        if need and near_duplicates and not callable(im):
+            thumb = thumbnail(im)
+            twin = cache.near(thumb)
+            cache.add(k, {"thumb": thumb, **{f: twin[f] for f in need if f in twin}})
+            need = frozenset(wanted - set(cache.get(k)))
+        if need:
+            todo.setdefault(k, (im, need))
     if todo:
-        check_ocr_available(any(t[2] for t in todo.values()))
+        check_ocr_available(any("ocr" in need for _, need in todo.values()))
 
-        def one(item: tuple[str, tuple[Any, bool, bool]]) -> None:
-            k, (im, c, o) = item
-            cache.add(k, compute(im() if callable(im) else im, c, o))
+        def one(item: tuple[str, tuple[Any, frozenset[str]]]) -> None:
+            k, (im, need) = item
+            cache.add(k, compute(im() if callable(im) else im, need))
 
         items = list(todo.items())
         with warnings.catch_warnings():
@@ -165,7 +202,7 @@ def features_for(
                 _drain(map(one, items), len(items), progress)
     out = []
     for k in keys:
-        f = dict(cache.get(k))
+        f = cache.get(k)
         out.append({"colour": f.get("colour"), "ocr": f.get("ocr", "") if ocr else ""})
     return out
 

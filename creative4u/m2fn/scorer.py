@@ -96,7 +96,14 @@ class M2FNScorer:
     def _images(self, images: Sequence[Any]) -> tuple[np.ndarray, list[dict[str, Any]]]:
         loaded = [open_image(x) for x in images]
         keys = [image_key(im) for im in loaded]
-        feats = features_for(loaded, self.cache, ocr=self.cfg.ocr, keys=keys, workers=self.workers)
+        feats = features_for(
+            loaded,
+            self.cache,
+            ocr=self.cfg.ocr,
+            keys=keys,
+            workers=self.workers,
+            near_duplicates=True,
+        )
         arrays = np.stack([image_array(im, self.cfg.image_size) for im in loaded])
         return arrays, feats
 

@@ -461,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_run_arguments(parser)
     model_cfg, cfg = configs_from(parser.parse_args(argv))
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logger.setLevel(logging.INFO)
     metrics = train(model_cfg, cfg)
     if metrics:
         print_metrics(metrics, cfg.out)
