@@ -85,29 +85,35 @@ def run_local(args: argparse.Namespace, op: str, paths: list[str]) -> dict[str, 
     return asyncio.run(main())
 
 
-def run_select(args: argparse.Namespace) -> int:
-    from serve.report import format_select
-
-    paths = [args.image_a, args.image_b]
+def _run(
+    args: argparse.Namespace, kind: str, paths: list[str], creatives: list[Any], fmt: Any
+) -> int:
+    """One client path for select and rank: the server's endpoint or the in-process selector,
+    then JSON or the readable table."""
     if args.server:
-        result = call_server(
-            args,
-            "/v1/select",
-            {
-                "creatives": [data_url(p) for p in paths],
-                "query": args.query,
-                "title": args.title,
-                "options": options_of(args),
-            },
-        )
+        body = {
+            "creatives": creatives,
+            "query": args.query,
+            "title": args.title,
+            "options": options_of(args),
+        }
+        result = call_server(args, f"/v1/{kind}", body)
     else:
-        result = run_local(args, "select", paths)
+        result = run_local(args, kind, paths)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
     else:
-        print(format_select(result, names=paths))
+        print(fmt(result, names=paths))
     return 0
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from serve.report import format_select
+
+    paths = [args.image_a, args.image_b]
+    creatives = [data_url(p) for p in paths] if args.server else []
+    return _run(args, "select", paths, creatives, format_select)
 
 
 def run_rank(args: argparse.Namespace) -> int:
@@ -116,22 +122,5 @@ def run_rank(args: argparse.Namespace) -> int:
     paths = list(args.images)
     if len(paths) < 2:
         raise ValueError("rank needs at least 2 images")
-    if args.server:
-        result = call_server(
-            args,
-            "/v1/rank",
-            {
-                "creatives": [{"id": p, "image": data_url(p)} for p in paths],
-                "query": args.query,
-                "title": args.title,
-                "options": options_of(args),
-            },
-        )
-    else:
-        result = run_local(args, "rank", paths)
-    if args.json:
-        json.dump(result, sys.stdout, indent=2)
-        print()
-    else:
-        print(format_rank(result, names=paths))
-    return 0
+    creatives = [{"id": p, "image": data_url(p)} for p in paths] if args.server else []
+    return _run(args, "rank", paths, creatives, format_rank)
