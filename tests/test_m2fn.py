@@ -244,6 +244,7 @@ def test_features_are_read_once_per_image_and_resized_copies_reuse_them() -> Non
 
     cache = FeatureCache()
     a = creative("dark")
+    assert cache.near([0] * 768) == {}  # nothing known yet
     first = features_for([a, a, a], cache, ocr=True, compute=fake)
     assert len(calls) == 1 and first == [{"colour": "red", "ocr": "read 1"}] * 3
     # a copy resized to a VLM's pixel budget is the same creative: nothing is read again

@@ -120,7 +120,7 @@ class FeatureCache:
             if getattr(self, "_thumbs", None) is None:
                 keys = [k for k, v in self.entries.items() if "thumb" in v]
                 mat = np.asarray([self.entries[k]["thumb"] for k in keys], np.float32)
-                self._thumbs = (keys, mat.reshape(len(keys), -1))
+                self._thumbs = (keys, mat.reshape(len(keys), -1) if keys else mat)
             keys, mat = self._thumbs
         if not keys:
             return {}
