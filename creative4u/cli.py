@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "serve": "serve the selection API and the comparison UI",
     "select": "compare two creatives: winner, confidence, reasons",
     "rank": "rank several creatives by pairwise comparison",
+    "ui": "the comparison page, on its own, against a running selection API",
     "demo": "the whole pipeline on the default world, end to end",
 }
 

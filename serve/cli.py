@@ -44,8 +44,8 @@ def _model_args(p: argparse.ArgumentParser, required: bool) -> None:
 def register_serve(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Serve the selection API: OpenAI-compatible /v1/chat/completions and /v1/models, plus "
-        "/v1/select, /v1/rank, /health and /metrics, in front of an in-process vLLM engine or any "
-        "OpenAI-compatible server."
+        "/v1/select, /v1/rank, /health and /metrics, and the comparison page at /ui, in front of "
+        "an in-process vLLM engine or any OpenAI-compatible server."
     )
     _model_args(parser, required=True)
     parser.add_argument(
@@ -128,6 +128,9 @@ def register_serve(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--url-timeout", type=float, default=_CFG.url_timeout_s)
     g.add_argument(
         "--no-probe", action="store_true", help="never read P(A) by appending <answer> to an output"
+    )
+    parser.add_argument(
+        "--no-ui", action="store_true", help="do not mount the comparison page at /ui"
     )
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]

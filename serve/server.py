@@ -77,6 +77,15 @@ def load_ctr_scorer(ckpt: str) -> Any:
     return m2fn.load(ckpt)
 
 
+def loopback_url(host: str, port: int) -> str:
+    """Where this process reaches its own API (the mounted page calls it over HTTP)."""
+    if host in ("", "0.0.0.0", "127.0.0.1", "localhost"):
+        return f"http://127.0.0.1:{port}"
+    if host in ("::", "::1"):
+        return f"http://[::1]:{port}"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -86,6 +95,16 @@ def run(args: argparse.Namespace) -> int:
     engine = engine_from_args(args)
     scorer = load_ctr_scorer(args.m2fn) if args.m2fn else None
     app = create_app(engine, cfg, ctr_scorer=scorer)
+    if not getattr(args, "no_ui", False):
+        from serve.ui import mount_ui
+
+        mount_ui(
+            app,
+            loopback_url(args.host, args.port),
+            cfg.api_key,
+            cfg.limits,
+            cfg.request_timeout_s + 30,
+        )
     if cfg.api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without an API key", args.host)
     uvicorn.run(
