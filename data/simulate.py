@@ -163,6 +163,7 @@ def world_card(r: dict) -> str:
         f"| oracle accuracy (true CTR vs sampled label) | {r.get('oracle_accuracy', 0):.3f} |",
         f"| design oracle (all design scores, no hidden noise) | {r.get('design_oracle_accuracy', 0):.3f} |",
         f"| best single design factor ({r.get('best_single_factor', '-')}) | {r.get('best_single_factor_accuracy', 0):.3f} |",
+        f"| interpretable-feature baseline (logistic regression on design-factor differences, held-out products) | {(r.get('feature_baseline') or {}).get('accuracy', float('nan')):.3f} |",
         f"| winner flips between queries ({r.get('pairs_under_several_queries', 0)} pairs under several queries) | {r.get('query_flip_rate', 0):.3f} |",
         "",
         "## Click model",
@@ -208,4 +209,6 @@ def run(args: argparse.Namespace) -> int:
         f"  best single factor:             {r.get('best_single_factor_accuracy', 0):.3f} ({r.get('best_single_factor', '-')})"
     )
     print(f"  winner flips between queries:   {r.get('query_flip_rate', 0):.3f}")
+    if r.get("feature_baseline"):
+        print(f"  feature baseline (held out):    {r['feature_baseline']['accuracy']:.3f}")
     return 0

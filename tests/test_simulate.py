@@ -70,6 +70,24 @@ def test_default_world_is_learnable_not_trivial(tmp_path: Path) -> None:
     assert r["query_flip_rate"] >= 0.20
     # the creatives carry the signal: a model that reads every design score perfectly could win
     assert r["design_oracle_accuracy"] >= 0.85
+    # the interpretable baseline is measured on products it was not fit on, and beats any one factor
+    fb = r["feature_baseline"]
+    assert fb["n_test"] > 1000 and fb["n_train"] > 1000
+    assert r["best_single_factor_accuracy"] < fb["accuracy"] <= r["oracle_accuracy"] + 0.02
+
+
+def test_feature_baseline_is_chance_on_noise() -> None:
+    """Factors unrelated to the label give a held-out baseline near chance, not a fitted 100 %."""
+    import random
+
+    from data.sim.stats import factor_baseline_accuracy
+
+    rng = random.Random(0)
+    rows = [(f"p{i % 50}", f"w{i}", f"l{i}", "q") for i in range(2000)]
+    pairs = pd.DataFrame(rows, columns=["product_id", "winner", "loser", "query"])
+    noise = {cid: [rng.random() for _ in range(5)] for _, w, lo, _ in rows for cid in (w, lo)}
+    r = factor_baseline_accuracy(pairs, lambda cid, q: dict(enumerate(noise[cid])))
+    assert r is not None and 0.42 < r["accuracy"] < 0.58
 
 
 def test_query_changes_the_winner(tmp_path: Path) -> None:
