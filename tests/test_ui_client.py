@@ -72,7 +72,7 @@ def test_compare_returns_winner_table_rationale_and_views(
     raw = out["raw"]
     assert raw["winner"] in ("A", "B") and 0.5 <= raw["confidence"] <= 1.0
     assert out["err_a"] is None and out["err_b"] is None and out["status"].startswith("Done")
-    assert f"Creative {raw['winner']}" in out["banner"] and "wins" in out["banner"]
+    assert f"WINNER</span> Creative {raw['winner']}" in out["banner"]
     assert out["dims"]["headers"] == ["Question", "Verdict", "Both orders", "Reason"]
     assert [row[0][:2] for row in out["dims"]["data"]] == ["Q3", "Q4", "Q5", "Q6", "Q7", "Q8", "Q9"]
     assert isinstance(out["rationale"], str) and out["rationale"].strip()

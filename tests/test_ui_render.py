@@ -99,6 +99,8 @@ def test_banner_names_winner_confidence_and_agreement_and_escapes() -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html
     disagree = render.verdict_banner(SELECT | {"order_swap_agreed": False})
     assert "disagree" in disagree
+    by_rule = render.verdict_banner(SELECT | {"decided_by": "default", "confidence": 0.5})
+    assert "by rule" in by_rule and "wins" not in by_rule
 
 
 def test_dimension_table_has_question_verdict_reason() -> None:

@@ -62,6 +62,10 @@ def mount_ui(
         app,
         page.blocks.queue(default_concurrency_limit=4),
         path=path,
+        # Gradio derives file URLs of some events from the request path, which drops the mount
+        # point (example images would 404); naming it keeps them right. GRADIO_ROOT_PATH still
+        # wins for a page behind a proxy at another public path.
+        root_path=os.environ.get("GRADIO_ROOT_PATH") or path,
         auth=key_auth(api_key),
         auth_message=AUTH_MESSAGE,
         allowed_paths=page.allowed_paths,

@@ -54,6 +54,11 @@ def verdict_banner(result: dict[str, Any], names: Sequence[str] = ("A", "B")) ->
     icon = {True: "✓", False: "⚠"}.get(agreed, "?")
     decided = DECIDED_BY.get(result.get("decided_by", ""), result.get("decided_by", ""))
     problems = result.get("problems") or []
+    headline_tail = (
+        ", by rule: the model gave no usable answer"
+        if result.get("decided_by") == "default"
+        else " wins"
+    )
     caution = ""
     if problems:
         items = "".join(f"<li>{escape(p)}</li>" for p in problems)
@@ -64,7 +69,8 @@ def verdict_banner(result: dict[str, Any], names: Sequence[str] = ("A", "B")) ->
     return (
         f"<div class='c4u-banner' data-winner='{winner}'>"
         f"<div class='c4u-winner'><span class='c4u-badge'>WINNER</span> Creative {winner}"
-        f"{'' if name == winner else f' <span class=c4u-name>({escape(name)})</span>'} wins</div>"
+        f"{'' if name == winner else f' <span class=c4u-name>({escape(name)})</span>'}"
+        f"{headline_tail}</div>"
         f"<div class='c4u-facts'><span class='c4u-confidence'>Confidence "
         f"{percent(result.get('confidence'))}</span>"
         f"<span class='c4u-agreement' data-agreed='{str(agreed).lower()}'>{icon} "
@@ -168,7 +174,8 @@ def rank_rows(result: dict[str, Any]) -> pd.DataFrame:
 
 def rank_caption(row: dict[str, Any]) -> str:
     ctr = "" if row.get("ctr") is None else f" · CTR {percent(row['ctr'], 2)}"
-    return f"#{row['rank']} {row['id']} · score {row['score']:+.2f}{ctr}"
+    score = round(row["score"], 2) + 0.0  # + 0.0: no "-0.00"
+    return f"#{row['rank']} {row['id']} · score {score:+.2f}{ctr}"
 
 
 def rank_summary(result: dict[str, Any]) -> str:
