@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,18 @@ def swatches():
 UI_API_KEY = "ui-test-key"
 
 
-@pytest.fixture(scope="session")
-def ui_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the page simulates its CreativeSim examples (once per test session)."""
-    return tmp_path_factory.mktemp("ui-cache")
+@pytest.fixture(scope="session", autouse=True)
+def ui_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the page simulates its CreativeSim examples, once per test session: every server a
+    test starts mounts the page, and none of them writes to the user's cache."""
+    path = tmp_path_factory.mktemp("ui-cache")
+    before = os.environ.get("CREATIVE4U_CACHE_DIR")
+    os.environ["CREATIVE4U_CACHE_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("CREATIVE4U_CACHE_DIR", None)
+    else:
+        os.environ["CREATIVE4U_CACHE_DIR"] = before
 
 
 @pytest.fixture(scope="session")
