@@ -8,7 +8,7 @@ The three run one after the other in one run, so the ratios compare like with li
 machine at the same time. The API runs with the answer probe off so that it does exactly the
 generations the other two do.
 
-    python bench/bench_serve.py --model runs/demo/model --pairs 64 --max-tokens 64
+    python bench/bench_serve.py --model runs/demo/model --pairs 64 --max-tokens 64 [--concurrency 32]
 
 Without --model a tiny random model is built in a temporary folder (a smoke run, not a measurement
 of anything but overheads). Results go to bench/results/serve.json.
@@ -212,7 +212,12 @@ def main() -> None:
     p.add_argument("--model", default=None, help="model folder (default: build a tiny one)")
     p.add_argument("--pairs", type=int, default=32)
     p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--concurrency", type=int, default=8, help="concurrent /v1/select requests")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        help="concurrent /v1/select requests (the server's limit is set to match)",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="transformers generate batch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
