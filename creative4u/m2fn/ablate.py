@@ -41,8 +41,9 @@ def configurations(base: M2FNConfig) -> list[M2FNConfig]:
 def ablate(base: M2FNConfig, cfg: TrainConfig) -> list[dict[str, Any]]:
     from creative4u.m2fn.data import prepare
     from creative4u.m2fn.image_features import FeatureCache
-    from creative4u.m2fn.train import train
+    from creative4u.m2fn.train import flush_denormals, train
 
+    flush_denormals()
     out = Path(cfg.out)
     _check_dir(out, cfg.force)
     out.mkdir(parents=True, exist_ok=True)
