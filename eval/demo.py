@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -159,6 +160,40 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
     ]
 
 
+def export_example(dataset: Path, out: Path, split: str = "test", index: int = 0) -> dict:
+    """Write one CreativePair row's creatives as PNG files (what a user would have on disk) and
+    return their paths with the row's query, title and click label."""
+    from datasets import load_from_disk
+
+    from creative4u.images import load_image
+
+    row = load_from_disk(str(dataset))[split][index]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for side in ("a", "b"):
+        paths[side] = out / f"creative_{side}.png"
+        load_image(row[f"image_{side}"]).save(paths[side])
+    return {**paths, "query": row["query"], "title": row["title"], "label": row["label"]}
+
+
+def select_command(example: dict, model: Path) -> list[str]:
+    """`creative4u select` on an exported example, the command the demo runs and prints."""
+    return [
+        sys.executable,
+        "-m",
+        "creative4u",
+        "select",
+        str(example["a"]),
+        str(example["b"]),
+        "--query",
+        example["query"],
+        "--title",
+        example["title"],
+        "--model",
+        str(model),
+    ]
+
+
 def step_key(step: Step, keys: dict[str, str]) -> str:
     h = hashlib.sha256(json.dumps([step.cmd[1:], [keys[a] for a in step.after]]).encode())
     for recipe in (a for a in step.cmd if a.endswith(".yaml")):
@@ -207,6 +242,14 @@ def run(args: argparse.Namespace) -> int:
     )
     for k, v in metrics["baselines"].items():
         print(f"  {k:10s} {v:.3f}")
+    example = export_example(out / "dataset", out / "example")
+    cmd = select_command(example, out / "grpo")
+    print(
+        f"\none explained selection: a test pair for {example['query']!r} "
+        f"(users clicked {example['label']} more)"
+    )
+    print("  creative4u " + shlex.join(cmd[3:]), flush=True)
+    subprocess.run(cmd, env=env)
     print("\nserve the selector with its UI:")
     print(
         f"  creative4u serve --model {out / 'grpo'} --m2fn {out / 'm2fn'}   # then open http://127.0.0.1:8000/ui"

@@ -114,3 +114,24 @@ def test_always_a_model_is_all_first_slot_and_never_agrees(
     assert (
         "first-slot rate" in text and "100.0 %" in text and (report / "reliability.png").is_file()
     )
+
+
+def test_demo_exports_an_example_for_select(tmp_path: Path) -> None:
+    """The demo's last step: a test pair written as PNG files, and the `select` command on them."""
+    from PIL import Image
+
+    from eval.demo import export_example, select_command
+    from tests.pairs_fixture import make_pair_dataset
+
+    ds = make_pair_dataset(tmp_path, products=4)
+    ex = export_example(ds, tmp_path / "example")
+    from datasets import load_from_disk
+
+    row = load_from_disk(str(ds))["test"][0]
+    assert (ex["query"], ex["title"], ex["label"]) == (row["query"], row["title"], row["label"])
+    for side in ("a", "b"):
+        with Image.open(ex[side]) as im:
+            assert im.mode == "RGB" and im.size[0] > 0
+    cmd = select_command(ex, tmp_path / "grpo")
+    assert cmd[3:6] == ["select", str(ex["a"]), str(ex["b"])]
+    assert cmd[cmd.index("--query") + 1] == row["query"]
