@@ -43,6 +43,20 @@ def page_style() -> dict[str, Any]:
     return {"theme": theme, "css": CSS}
 
 
+def page_settings(page: Any, api_key: str | None) -> dict[str, Any]:
+    """What mounting and standalone launching both give Gradio: sign-in with the API key, the
+    example files, no tracebacks on the page, theme and CSS."""
+    return {
+        "auth": key_auth(api_key),
+        "auth_message": AUTH_MESSAGE,
+        "allowed_paths": page.allowed_paths,
+        "show_error": False,
+        "ssr_mode": False,
+        "footer_links": ["api"],
+        **page_style(),
+    }
+
+
 def mount_ui(
     app: Any,
     api_url: str,
@@ -66,11 +80,5 @@ def mount_ui(
         # point (example images would 404); naming it keeps them right. GRADIO_ROOT_PATH still
         # wins for a page behind a proxy at another public path.
         root_path=os.environ.get("GRADIO_ROOT_PATH") or path,
-        auth=key_auth(api_key),
-        auth_message=AUTH_MESSAGE,
-        allowed_paths=page.allowed_paths,
-        show_error=False,
-        ssr_mode=False,
-        footer_links=["api"],
-        **page_style(),
+        **page_settings(page, api_key),
     )

@@ -39,7 +39,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serve.ui import AUTH_MESSAGE, key_auth, page_style
+    from serve.ui import page_settings
     from serve.ui.api import SelectionAPI
     from serve.ui.app import build_ui
 
@@ -50,13 +50,7 @@ def run(args: argparse.Namespace) -> int:
     page.blocks.queue(default_concurrency_limit=4).launch(
         server_name=args.host,
         server_port=args.port,
-        auth=key_auth(key),
-        auth_message=AUTH_MESSAGE,
-        allowed_paths=page.allowed_paths,
-        show_error=False,
-        ssr_mode=False,
-        footer_links=["api"],
         quiet=True,
-        **page_style(),
+        **page_settings(page, key),
     )
     return 0
