@@ -112,6 +112,21 @@ class Page:
     allowed_paths: list[str]
 
 
+def _creative_input(side: str) -> tuple[Any, Any]:
+    """One upload slot of the compare tab and the error line under it (its own, so a bad file is
+    reported next to the input that holds it)."""
+    with gr.Column():
+        image = gr.Image(
+            label=f"Creative {side.upper()}",
+            type="filepath",
+            sources=["upload", "clipboard"],
+            height=300,
+            elem_id=f"c4u-input-{side}",
+        )
+        error = gr.Markdown(visible=False, elem_id=f"c4u-error-{side}", elem_classes="c4u-error")
+    return image, error
+
+
 def build_ui(
     api: SelectionAPI, limits: Limits | None = None, examples: Examples | None = None
 ) -> Page:
@@ -129,28 +144,8 @@ def build_ui(
             # ---------------------------------------------------------------- compare ----
             with gr.Tab("Compare two", id="compare"):
                 with gr.Row(equal_height=True):
-                    with gr.Column():
-                        img_a = gr.Image(
-                            label="Creative A",
-                            type="filepath",
-                            sources=["upload", "clipboard"],
-                            height=300,
-                            elem_id="c4u-input-a",
-                        )
-                        err_a = gr.Markdown(
-                            visible=False, elem_id="c4u-error-a", elem_classes="c4u-error"
-                        )
-                    with gr.Column():
-                        img_b = gr.Image(
-                            label="Creative B",
-                            type="filepath",
-                            sources=["upload", "clipboard"],
-                            height=300,
-                            elem_id="c4u-input-b",
-                        )
-                        err_b = gr.Markdown(
-                            visible=False, elem_id="c4u-error-b", elem_classes="c4u-error"
-                        )
+                    img_a, err_a = _creative_input("a")
+                    img_b, err_b = _creative_input("b")
                 with gr.Row():
                     query = gr.Textbox(
                         label="Search query",
