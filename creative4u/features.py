@@ -5,6 +5,8 @@ the feature baseline and evaluation.
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import shutil
 import subprocess
@@ -47,32 +49,42 @@ def tesseract_available() -> bool:
     return shutil.which("tesseract") is not None
 
 
-def ocr_text(img: Image.Image, timeout: float = 30.0) -> str:
-    """Text printed in the image, read by tesseract (upscaled: ad type is small)."""
+def _tesseract(img: Image.Image, *config: str, timeout: float) -> str:
+    """Run tesseract on one image and return what it prints.
+
+    Each call gets one OpenMP thread in its own environment: callers run several images in
+    parallel, and setting OMP_THREAD_LIMIT in this process instead would leak into PyTorch (and
+    every child process), where a thread limit below torch's thread count silently corrupts
+    training numerics.
+    """
     if not tesseract_available():
         raise RuntimeError(
             "tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-eng)"
         )
-    import io
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    res = subprocess.run(
+        ["tesseract", "stdin", "stdout", "--psm", "11", "-l", "eng", *config],
+        input=buf.getvalue(),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"tesseract failed: {res.stderr.decode(errors='replace')[:200]}")
+    return res.stdout.decode(errors="replace")
 
+
+def ocr_text(img: Image.Image, timeout: float = 30.0) -> str:
+    """Text printed in the image, read by tesseract (upscaled: ad type is small)."""
     rgb = img.convert("RGB")
     if max(rgb.size) < 1000:
         scale = 1000 / max(rgb.size)
         rgb = rgb.resize(
             (int(rgb.width * scale), int(rgb.height * scale)), Image.Resampling.LANCZOS
         )
-    buf = io.BytesIO()
-    rgb.save(buf, format="PNG")
-    res = subprocess.run(
-        ["tesseract", "stdin", "stdout", "--psm", "11", "-l", "eng"],
-        input=buf.getvalue(),
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"tesseract failed: {res.stderr.decode(errors='replace')[:200]}")
-    return " ".join(res.stdout.decode(errors="replace").split())
+    return " ".join(_tesseract(rgb, timeout=timeout).split())
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,12 +199,6 @@ def ocr_words(img: Image.Image, timeout: float = 30.0, min_conf: float = 55.0) -
     white type on saturated shapes (a price in a red badge) in plain greyscale; words both passes
     read are kept once, at the higher confidence.
     """
-    if not tesseract_available():
-        raise RuntimeError(
-            "tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-eng)"
-        )
-    import io
-
     rgb = img.convert("RGB")
     scale = max(1.0, 672 / max(rgb.size))
     big = rgb.resize(
@@ -202,18 +208,7 @@ def ocr_words(img: Image.Image, timeout: float = 30.0, min_conf: float = 55.0) -
     passes = [big.convert("L"), Image.fromarray(arr.min(axis=2))]
     words: list[dict] = []
     for im in passes:
-        buf = io.BytesIO()
-        im.save(buf, format="PNG")
-        res = subprocess.run(
-            ["tesseract", "stdin", "stdout", "--psm", "11", "-l", "eng", "tsv"],
-            input=buf.getvalue(),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-        if res.returncode != 0:
-            raise RuntimeError(f"tesseract failed: {res.stderr.decode(errors='replace')[:200]}")
-        for line in res.stdout.decode(errors="replace").splitlines()[1:]:
+        for line in _tesseract(im, "tsv", timeout=timeout).splitlines()[1:]:
             f = line.split("\t")
             if len(f) != 12 or f[0] != "5" or not f[11].strip():
                 continue

@@ -199,6 +199,9 @@ def prepare_run(
     from datasets import load_from_disk
     from transformers import set_seed
 
+    from creative4u.threads import respect_omp_thread_limit
+
+    respect_omp_thread_limit()
     set_seed(training_args.seed)
     model, processor = load_for_training(model_args)
     pairs = load_from_disk(script_args.dataset_path)

@@ -7,6 +7,9 @@ that property tells them apart in the right direction (and that the others stay 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -178,3 +181,33 @@ def test_existing_helpers_keep_working(swatches) -> None:
     assert dominant_colour(a) in {"white", "grey"}
     img = with_text(canvas((255, 255, 255), 448), ["Order today"], size=40)
     assert "Order" in ocr_text(img)
+
+
+@needs_ocr
+def test_parallel_ocr_leaves_the_process_environment_alone(monkeypatch) -> None:
+    """Reading image text on several threads must not set OMP_THREAD_LIMIT for this process: a
+    limit below torch's thread count corrupts training numerics (see creative4u.threads)."""
+    from creative4u.m2fn.image_features import FeatureCache, features_for
+
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    images = [with_text(canvas((255, 255, 255), 448), [f"SALE ${p}"], size=40) for p in (19, 49)]
+    got = features_for(images, FeatureCache(None), ocr=True, workers=2)
+    assert all("sale" in f["ocr"].lower() for f in got)
+    assert "OMP_THREAD_LIMIT" not in os.environ
+
+
+def test_training_threads_respect_an_omp_thread_limit() -> None:
+    code = (
+        "import torch; from creative4u.threads import respect_omp_thread_limit as r; "
+        "b = torch.get_num_threads(); n = r(); print(b, n, torch.get_num_threads())"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "OMP_THREAD_LIMIT": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["2", "1", "1"], out.stderr
+    env["OMP_THREAD_LIMIT"] = "8"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["2", "2", "2"], out.stderr

@@ -194,8 +194,7 @@ def features_for(
             # flat creatives have fewer distinct colours than k-means clusters: expected
             warnings.filterwarnings("ignore", message="Number of distinct clusters")
             if workers > 1 and len(items) > 1:
-                # parallel over images: each tesseract should use one thread, not all cores
-                os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+                # parallel over images (each tesseract call runs on one thread)
                 with ThreadPoolExecutor(workers) as pool:
                     _drain(pool.map(one, items), len(items), progress)
             else:

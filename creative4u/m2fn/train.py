@@ -62,8 +62,10 @@ def train(
     from creative4u.m2fn.data import prepare
     from creative4u.m2fn.image_features import FeatureCache, check_ocr_available
     from creative4u.m2fn.model import M2FN, load_vgg19_weights
+    from creative4u.threads import respect_omp_thread_limit
 
     accelerator = Accelerator()
+    respect_omp_thread_limit()
     flush_denormals()
     out = Path(cfg.out)
     state_dir = out / STATE
