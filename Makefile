@@ -13,7 +13,7 @@ DEMO_OUT ?= runs/demo
 SYSTEM_PKGS := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps test demo lint format
+.PHONY: setup system-deps test demo bench lint format
 
 $(HOME)/.local/bin/uv:
 	python3 -m pip install --quiet --user uv
@@ -32,8 +32,10 @@ test: setup
 	$(RUN) pytest
 
 demo: setup
-	$(RUN) creative4u model init $(DEMO_OUT)/model --preset small --force
-	$(RUN) creative4u model check $(DEMO_OUT)/model --engine vllm
+	$(RUN) creative4u demo --out $(DEMO_OUT)
+
+bench: setup
+	$(RUN) python bench/run_all.py
 
 lint: setup
 	$(RUN) ruff check .

@@ -35,34 +35,60 @@ def pair_matrix(pairs: pd.DataFrame, features: Mapping[str, Mapping[str, Any]]) 
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(PAIR_FEATURES))
 
 
-def feature_baseline(
-    pairs: pd.DataFrame, features: Mapping[str, Mapping[str, Any]], seed: int = 0
-) -> dict[str, Any] | None:
-    """Test accuracy (with a 95 % interval) and the strongest coefficients, or None when train or
-    test has no labelled pairs."""
+def fit_pair_logistic(x: np.ndarray, y: np.ndarray, seed: int = 0) -> Any:
+    """A logistic regression on pair differences (A minus B) that cannot prefer a slot: every
+    training pair in both orders (difference and label flipped), no intercept, features scaled
+    to unit RMS. Returns a fitted function from difference rows to P(A wins), with the fitted
+    coefficients (on the scaled features) as its `coef` attribute."""
     from sklearn.linear_model import LogisticRegression
 
-    train = pairs[(pairs["split"] == "train") & (pairs["label"] != "")]
-    test = pairs[(pairs["split"] == "test") & (pairs["label"] != "")]
-    if len(train) < 2 or len(test) == 0:
-        return None
-    x = pair_matrix(train, features)
-    y = (train["label"] == "A").to_numpy().astype(int)
     x2, y2 = np.vstack([x, -x]), np.concatenate([y, 1 - y])
     scale = np.sqrt((x2**2).mean(axis=0))
     scale[scale == 0] = 1.0
     model = LogisticRegression(fit_intercept=False, C=1.0, max_iter=2000, random_state=seed)
     model.fit(x2 / scale, y2)
-    xt = pair_matrix(test, features) / scale
-    pred = model.predict(xt)
-    hits = int((pred == (test["label"] == "A").to_numpy().astype(int)).sum())
+
+    def p_a(rows: np.ndarray) -> np.ndarray:
+        return model.predict_proba(np.asarray(rows, dtype=np.float64) / scale)[:, 1]
+
+    p_a.coef = model.coef_[0]  # type: ignore[attr-defined]
+    return p_a
+
+
+def feature_baseline(
+    pairs: pd.DataFrame, features: Mapping[str, Mapping[str, Any]], seed: int = 0
+) -> tuple[dict[str, Any] | None, pd.DataFrame]:
+    """Test accuracy (with a 95 % interval) and the strongest coefficients, or None when train or
+    test has no labelled pairs; and P(A wins) for every labelled validation and test pair
+    (`pair_id`, `split`, `p_a`), so that evaluation can score the baseline on exactly the pairs
+    it evaluates."""
+    empty = pd.DataFrame({"pair_id": [], "split": [], "p_a": []})
+    labelled = pairs[pairs["label"] != ""]
+    train = labelled[labelled["split"] == "train"]
+    test = labelled[labelled["split"] == "test"]
+    if len(train) < 2 or len(test) == 0:
+        return None, empty
+    y = (train["label"] == "A").to_numpy().astype(int)
+    p_a = fit_pair_logistic(pair_matrix(train, features), y, seed)
+    held = labelled[labelled["split"].isin(["validation", "test"])]
+    preds = pd.DataFrame(
+        {
+            "pair_id": held["pair_id"].to_numpy(),
+            "split": held["split"].to_numpy(),
+            "p_a": p_a(pair_matrix(held, features)),
+        }
+    )
+    on_test = preds[preds["split"] == "test"]
+    right = (on_test["p_a"].to_numpy() >= 0.5) == (test["label"].to_numpy() == "A")
+    hits = int(right.sum())
     lo, hi = wilson_interval(hits, len(test))
-    coef = dict(zip(PAIR_FEATURES, model.coef_[0].tolist(), strict=True))
+    coef = dict(zip(PAIR_FEATURES, p_a.coef.tolist(), strict=True))
     top = dict(sorted(coef.items(), key=lambda kv: -abs(kv[1]))[:8])
-    return {
+    summary = {
         "accuracy": hits / len(test),
         "ci95": [lo, hi],
         "n_test": len(test),
         "n_train": len(train),
         "top_coefficients": top,
     }
+    return summary, preds

@@ -32,6 +32,7 @@ OUTPUTS: tuple[str, ...] = (
     "impressions.parquet",
     "quarantine.parquet",
     "features.parquet",
+    "feature_baseline.parquet",
     "README.md",
     "card.json",
     *SPLITS,
@@ -412,7 +413,9 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
 
         card = _card(cfg, ing, cq, splits, mined, table, written, n_cells, truth_file)
         card["teacher"] = teacher_card
-        card["feature_baseline"] = feature_baseline(table, feats, cfg.seed)
+        card["feature_baseline"], baseline_preds = feature_baseline(table, feats, cfg.seed)
+        # per-pair predictions, so evaluation scores the baseline on the pairs it evaluates
+        baseline_preds.to_parquet(out / "feature_baseline.parquet", index=False)
         card["columns"] = columns
         write_card(card, out)
         return card

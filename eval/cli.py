@@ -33,7 +33,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--baselines",
-        default="chance,oracle,m2fn,base",
+        default="chance,oracle,features,m2fn,base",
         help="comma-separated (default: all that apply)",
     )
     parser.set_defaults(func=run)

@@ -176,8 +176,9 @@ def export_example(dataset: Path, out: Path, split: str = "test", index: int = 0
     return {**paths, "query": row["query"], "title": row["title"], "label": row["label"]}
 
 
-def select_command(example: dict, model: Path) -> list[str]:
-    """`creative4u select` on an exported example, the command the demo runs and prints."""
+def select_command(example: dict, model: Path, m2fn: Path | None = None) -> list[str]:
+    """`creative4u select` on an exported example, the command the demo runs and prints (with
+    M2FN's predicted CTRs next to the verdict when a checkpoint is given)."""
     return [
         sys.executable,
         "-m",
@@ -191,6 +192,7 @@ def select_command(example: dict, model: Path) -> list[str]:
         example["title"],
         "--model",
         str(model),
+        *(["--m2fn", str(m2fn)] if m2fn else []),
     ]
 
 
@@ -243,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     for k, v in metrics["baselines"].items():
         print(f"  {k:10s} {v:.3f}")
     example = export_example(out / "dataset", out / "example")
-    cmd = select_command(example, out / "grpo")
+    cmd = select_command(example, out / "grpo", out / "m2fn")
     print(
         f"\none explained selection: a test pair for {example['query']!r} "
         f"(users clicked {example['label']} more)"

@@ -33,7 +33,9 @@ class EvalConfig:
     max_new_tokens: int = 256
     base_model: str | None = None  # "the base model before training" baseline
     m2fn: str | None = None  # M2FN checkpoint for its pairwise-preference baseline
-    baselines: list[str] = field(default_factory=lambda: ["chance", "oracle", "m2fn", "base"])
+    baselines: list[str] = field(
+        default_factory=lambda: ["chance", "oracle", "features", "m2fn", "base"]
+    )
 
 
 def requests_for(split: Any) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -143,18 +145,37 @@ def baseline_accuracy(
             return None
         k = sum(json.loads(r["truth"])["winner"] == r["label"] for r in split)
         return {"accuracy": k / n, "accuracy_ci": list(wilson_interval(k, n)), "n": n}
+    if name == "features":
+        # the dataset's interpretable-feature baseline (fit on train by `data build`)
+        path = Path(cfg.dataset) / "feature_baseline.parquet"
+        if not path.exists():
+            return None
+        import pandas as pd
+
+        p_a = dict(pd.read_parquet(path, columns=["pair_id", "p_a"]).itertuples(index=False))
+        known = [r for r in split if r["pair_id"] in p_a]
+        if len(known) < n:
+            return None
+        k = sum(("A" if p_a[r["pair_id"]] >= 0.5 else "B") == r["label"] for r in known)
+        return {
+            "accuracy": k / n,
+            "accuracy_ci": list(wilson_interval(k, n)),
+            "n": n,
+            "note": "logistic regression on measured image features, fit on train",
+        }
     if name == "m2fn":
         if not cfg.m2fn:
             return None
         from creative4u.m2fn import load as load_m2fn
 
         scorer = load_m2fn(cfg.m2fn)
-        k = 0
-        for r in split:
-            p = scorer.prefer(
-                r["image_a"], r["image_b"], {"query": r["query"], "title": r["title"]}
-            )
-            k += ("A" if p >= 0.5 else "B") == r["label"]
+        probs = scorer.prefer_many(
+            [
+                (r["image_a"], r["image_b"], {"query": r["query"], "title": r["title"]})
+                for r in split
+            ]
+        )
+        k = sum(("A" if p >= 0.5 else "B") == r["label"] for p, r in zip(probs, split, strict=True))
         return {"accuracy": k / n, "accuracy_ci": list(wilson_interval(k, n)), "n": n}
     if name == "base":
         if not cfg.base_model:

@@ -311,6 +311,12 @@ def test_truth_column_follows_pair_order(world: dict[str, Path], built: tuple[Pa
     assert "oracle" in readme and "feature baseline" in readme
     b = card["feature_baseline"]
     assert b["n_test"] == len(dd["test"]) and 0.0 <= b["accuracy"] <= 1.0
+    # its per-pair predictions cover validation and test, and give the card's accuracy
+    preds = pd.read_parquet(out / "feature_baseline.parquet").set_index("pair_id")
+    assert set(preds.index) == set(dd["validation"]["pair_id"]) | set(dd["test"]["pair_id"])
+    assert preds["p_a"].between(0, 1).all()
+    hits = sum((preds.loc[r["pair_id"], "p_a"] >= 0.5) == (r["label"] == "A") for r in dd["test"])
+    assert hits / len(dd["test"]) == pytest.approx(b["accuracy"])
 
 
 # ---- broken logs ------------------------------------------------------------------------------

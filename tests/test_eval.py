@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from creative4u.protocol import DIMENSION_IDS, DimensionVerdict, Verdict, render
@@ -66,6 +67,15 @@ def test_always_a_model_is_all_first_slot_and_never_agrees(
     model, pairs = always_a
     report = tmp_path / "report"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the dataset's feature-baseline predictions: right on the first 3 test pairs, wrong after
+    from datasets import load_from_disk
+
+    test = load_from_disk(str(pairs))["test"]
+    right = [i < 3 for i in range(len(test))]
+    p_a = [float((lab == "A") == ok) for lab, ok in zip(test["label"], right, strict=True)]
+    pd.DataFrame({"pair_id": test["pair_id"], "split": "test", "p_a": p_a}).to_parquet(
+        pairs / "feature_baseline.parquet"
+    )
     res = subprocess.run(
         [
             sys.executable,
@@ -109,6 +119,7 @@ def test_always_a_model_is_all_first_slot_and_never_agrees(
         0.5
     )  # right exactly when the label is A: one order of each pair
     assert m["baselines"]["chance"] == 0.5 and "oracle" in m["baselines"]
+    assert m["baselines"]["features"] == pytest.approx(3 / len(test))
     assert m["faithfulness"] is not None and 0.0 <= m["faithfulness"] <= 1.0
     text = (report / "report.md").read_text()
     assert (
@@ -132,6 +143,7 @@ def test_demo_exports_an_example_for_select(tmp_path: Path) -> None:
     for side in ("a", "b"):
         with Image.open(ex[side]) as im:
             assert im.mode == "RGB" and im.size[0] > 0
-    cmd = select_command(ex, tmp_path / "grpo")
+    cmd = select_command(ex, tmp_path / "grpo", tmp_path / "m2fn")
     assert cmd[3:6] == ["select", str(ex["a"]), str(ex["b"])]
+    assert cmd[cmd.index("--m2fn") + 1] == str(tmp_path / "m2fn")
     assert cmd[cmd.index("--query") + 1] == row["query"]

@@ -67,7 +67,8 @@ def factor_baseline_accuracy(
     no pairs.
     """
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
+
+    from data.baseline import fit_pair_logistic
 
     products = sorted(pairs["product_id"].unique())
     order = np.random.default_rng(seed).permutation(len(products))
@@ -83,10 +84,8 @@ def factor_baseline_accuracy(
     # Present each pair in a random order, as a labelled dataset would.
     sign = np.where(np.random.default_rng(seed + 1).random(len(rows)) < 0.5, 1.0, -1.0)
     x, y = diff * sign[:, None], (sign > 0).astype(int)
-    xtr, ytr = x[~is_test], y[~is_test]
-    model = LogisticRegression(fit_intercept=False, max_iter=2000)
-    model.fit(np.vstack([xtr, -xtr]), np.concatenate([ytr, 1 - ytr]))
-    acc = float((model.predict(x[is_test]) == y[is_test]).mean())
+    p_a = fit_pair_logistic(x[~is_test], y[~is_test], seed)
+    acc = float(((p_a(x[is_test]) >= 0.5) == (y[is_test] == 1)).mean())
     return {"accuracy": acc, "n_test": int(is_test.sum()), "n_train": int((~is_test).sum())}
 
 

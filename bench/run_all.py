@@ -1,0 +1,147 @@
+"""Run every benchmark, one after the other, and write a summary table.
+
+    python bench/run_all.py            # or: make bench
+    python bench/run_all.py --skip serve
+
+Runs bench_train.py (data build, M2FN training, SFT and GRPO for the tiny and small models),
+bench_m2fn.py (M2FN scoring) and bench_serve.py (the engine, `/v1/select` and transformers on the
+same pairs, with a freshly built `small` model), then writes bench/results/summary.md and prints
+it. Each script keeps its own JSON in bench/results/. Run it on an otherwise idle machine: the
+ratios inside each benchmark are measured side by side, but the absolute rates depend on what else
+runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+BENCHES = ("train", "m2fn", "serve")
+
+
+def run(script: str, *args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    print(f"== {script} {' '.join(args)}", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT, env=env, check=True
+    )
+    print(f"== {script}: {time.perf_counter() - t0:.0f}s", flush=True)
+
+
+def summary(results: Path) -> str:
+    """One table of the headline figures of every result file present."""
+    rows: list[str] = []
+
+    def row(name: str, rate: str, note: str) -> None:
+        rows.append(f"| {name} | {rate} | {note} |")
+
+    def load(name: str) -> dict | None:
+        path = results / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    if t := load("train"):
+        d = t["data_build"]
+        row(
+            "data build",
+            f"{d['rows_per_s']:,.0f} log rows/s",
+            f"{d['creatives']} creatives in {d['seconds']}s (OCR dominates)",
+        )
+        m = t["m2fn_train"]
+        row("M2FN training", f"{m['samples_per_s']} samples/s", f"{m['steps']} steps")
+        for key in sorted(k for k in t if k.startswith(("sft_", "grpo_"))):
+            stage, preset = key.split("_", 1)
+            unit = "completions/s" if stage == "grpo" else "pairs/s"
+            r = t[key]
+            row(
+                f"{stage.upper()} {preset}",
+                f"{r['samples_per_s']} {unit}",
+                f"{r['steps']} steps in {r['seconds']}s",
+            )
+    if m := load("m2fn"):
+        c = m["creatives_per_s"]
+        row(
+            "M2FN score, batched",
+            f"{c['score_batched_cached_features']} creatives/s",
+            f"x{m['ratios']['batched_over_one_at_a_time']} over one at a time",
+        )
+        row(
+            "M2FN score, new creatives",
+            f"{c['score_new_creatives_reading_colour_and_ocr']} creatives/s",
+            "colour and OCR read now",
+        )
+    if s := load("serve"):
+        r, q = s["results"], s["ratios"]
+        for name, label in (
+            ("engine_direct", "vLLM engine"),
+            ("api_select", "/v1/select API"),
+            ("transformers", "transformers generate"),
+        ):
+            row(
+                label,
+                f"{r[name]['pairs_per_s']:.1f} pairs/s",
+                f"{s['max_tokens']} tokens, {s['pairs']} pairs x 2 orders",
+            )
+        row("API / engine", f"{q['api_over_engine']:.2f}x", "the cost of the HTTP API")
+        row(
+            "engine / transformers",
+            f"{q['engine_over_transformers']:.2f}x",
+            "vLLM over transformers",
+        )
+    lines = ["| benchmark | rate | note |", "|---|---|---|"]
+    lines += rows
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--skip", nargs="*", default=[], choices=BENCHES, help="benchmarks to leave out"
+    )
+    ap.add_argument("--serve-pairs", type=int, default=64)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    if "train" not in args.skip:
+        run("bench_train.py")
+    if "m2fn" not in args.skip:
+        run("bench_m2fn.py")
+    if "serve" not in args.skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = Path(tmp) / "small"
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "creative4u",
+                    "model",
+                    "init",
+                    str(model),
+                    "--preset",
+                    "small",
+                ],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                check=True,
+                capture_output=True,
+            )
+            run("bench_serve.py", "--model", str(model), "--pairs", str(args.serve_pairs))
+    table = summary(RESULTS)
+    (RESULTS / "summary.md").write_text(
+        "# Benchmarks on this machine\n\nWritten by `python bench/run_all.py`; the figures come "
+        "from the JSON files next to this one.\n\n" + table
+    )
+    print(f"\n{table}\nall benchmarks in {time.perf_counter() - t0:.0f}s; {RESULTS / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
