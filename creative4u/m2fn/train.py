@@ -38,8 +38,9 @@ BEST = "best.safetensors"
 def flush_denormals() -> None:
     """Treat denormal floats as zero in this thread, before any data is prepared.
 
-    Prepared image tensors can hold denormals, and oneDNN's CPU convolution backward is orders of
-    magnitude slower on them: an ablation sat at its first step for ten minutes without this.
+    A guard: CPU convolution kernels can be much slower on denormal floats. (An ablation that sat
+    at its first step for ten minutes was first blamed on denormals; its cause was an
+    OMP_THREAD_LIMIT leaked by OCR, see `creative4u.threads`.)
     """
     import torch
 
