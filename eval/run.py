@@ -140,11 +140,16 @@ def baseline_accuracy(
             "n": n,
             "note": "expected accuracy of a coin flip",
         }
+    labels = split["label"]  # columns, not rows: rows would decode both images each time
+
+    def scored(picks: list[str], **extra: Any) -> dict[str, Any]:
+        k = sum(p == lab for p, lab in zip(picks, labels, strict=True))
+        return {"accuracy": k / n, "accuracy_ci": list(wilson_interval(k, n)), "n": n, **extra}
+
     if name == "oracle":
         if not n or not split[0].get("truth"):
             return None
-        k = sum(json.loads(r["truth"])["winner"] == r["label"] for r in split)
-        return {"accuracy": k / n, "accuracy_ci": list(wilson_interval(k, n)), "n": n}
+        return scored([json.loads(t)["winner"] for t in split["truth"]])
     if name == "features":
         # the dataset's interpretable-feature baseline (fit on train by `data build`)
         path = Path(cfg.dataset) / "feature_baseline.parquet"
@@ -153,16 +158,12 @@ def baseline_accuracy(
         import pandas as pd
 
         p_a = dict(pd.read_parquet(path, columns=["pair_id", "p_a"]).itertuples(index=False))
-        known = [r for r in split if r["pair_id"] in p_a]
-        if len(known) < n:
+        if any(pid not in p_a for pid in split["pair_id"]):
             return None
-        k = sum(("A" if p_a[r["pair_id"]] >= 0.5 else "B") == r["label"] for r in known)
-        return {
-            "accuracy": k / n,
-            "accuracy_ci": list(wilson_interval(k, n)),
-            "n": n,
-            "note": "logistic regression on measured image features, fit on train",
-        }
+        return scored(
+            ["A" if p_a[pid] >= 0.5 else "B" for pid in split["pair_id"]],
+            note="logistic regression on measured image features, fit on train",
+        )
     if name == "m2fn":
         if not cfg.m2fn:
             return None
@@ -175,8 +176,7 @@ def baseline_accuracy(
                 for r in split
             ]
         )
-        k = sum(("A" if p >= 0.5 else "B") == r["label"] for p, r in zip(probs, split, strict=True))
-        return {"accuracy": k / n, "accuracy_ci": list(wilson_interval(k, n)), "n": n}
+        return scored(["A" if p >= 0.5 else "B" for p in probs])
     if name == "base":
         if not cfg.base_model:
             return None
