@@ -1,4 +1,4 @@
-"""The GRPO stage's M2FN preferences: scored once per pair, both orders consistent."""
+"""The GRPO stage's M2FN preferences: M2FN's P(A > B) on the stored images, in the order shown."""
 
 from __future__ import annotations
 
@@ -34,15 +34,52 @@ def test_preferences_match_prefer_in_the_order_shown(
 
     pairs = load_from_disk(str(make_pair_dataset(tmp_path, products=4)))["train"].select(range(5))
     ds = format_pairs(pairs, load_processor(str(tiny_model)), swap_augmentation=True)
-    out = with_m2fn_preferences(ds, str(m2fn_ckpt), batch_size=2)
+    out = with_m2fn_preferences(ds, [pairs], str(m2fn_ckpt), batch_size=3)
     scorer = load(m2fn_ckpt)
     assert len(out) == 10 and sorted(out["swapped"]) == [False] * 5 + [True] * 5
+    stored = {row["pair_id"]: row for row in pairs}
     for ex in out:
-        ctx = {"query": ex["query"], "title": ex["title"]}
-        assert ex["m2fn_p_a"] == pytest.approx(scorer.prefer(*ex["images"], ctx), abs=1e-5)
+        row = stored[ex["pair_id"]]
+        ctx = {"query": row["query"], "title": row["title"]}
+        shown = (row["image_b"], row["image_a"]) if ex["swapped"] else (row["image_a"], row["image_b"])
+        assert ex["m2fn_p_a"] == pytest.approx(scorer.prefer(*shown, ctx), abs=1e-5)
     by_pair: dict[str, float] = {}
     for ex in out:
         by_pair.setdefault(ex["pair_id"], 0.0)
         by_pair[ex["pair_id"]] += ex["m2fn_p_a"]
     assert all(v == pytest.approx(1.0, abs=1e-6) for v in by_pair.values())  # the two orders
     assert len({round(p, 6) for p in out["m2fn_p_a"]}) > 2  # not a constant
+
+
+def test_preferences_need_the_source_pairs(
+    tiny_model: Path, m2fn_ckpt: Path, tmp_path: Path
+) -> None:
+    from datasets import load_from_disk
+
+    from creative4u.training import format_pairs
+    from creative4u.vlm import load_processor
+    from rl.train import with_m2fn_preferences
+
+    pairs = load_from_disk(str(make_pair_dataset(tmp_path, products=4)))["train"]
+    ds = format_pairs(pairs.select(range(4)), load_processor(str(tiny_model)), swap_augmentation=False)
+    with pytest.raises(ValueError, match="no CreativePair row for 2 pair ids"):
+        with_m2fn_preferences(ds, [pairs.select(range(2))], str(m2fn_ckpt))
+
+
+def test_format_pairs_fits_each_distinct_image_once(tiny_model: Path, tmp_path: Path) -> None:
+    """The memoised formatting gives exactly the images and completions of pair_example."""
+    from datasets import load_from_disk
+
+    from creative4u.training import format_pairs, pair_example
+    from creative4u.vlm import load_processor
+
+    proc = load_processor(str(tiny_model))
+    pairs = load_from_disk(str(make_pair_dataset(tmp_path, products=4)))["train"]
+    pairs = pairs.select(range(min(6, len(pairs))))
+    ds = format_pairs(pairs, proc, swap_augmentation=True)
+    stored = {row["pair_id"]: row for row in pairs}
+    for ex in ds:
+        ref = pair_example(stored[ex["pair_id"]], proc, swap=ex["swapped"])
+        assert ex["completion"] == ref["completion"] and ex["label"] == ref["label"]
+        for got, want in zip(ex["images"], ref["images"], strict=True):
+            assert got.size == want.size and got.tobytes() == want.convert(got.mode).tobytes()
