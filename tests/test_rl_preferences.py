@@ -41,7 +41,9 @@ def test_preferences_match_prefer_in_the_order_shown(
     for ex in out:
         row = stored[ex["pair_id"]]
         ctx = {"query": row["query"], "title": row["title"]}
-        shown = (row["image_b"], row["image_a"]) if ex["swapped"] else (row["image_a"], row["image_b"])
+        shown = (
+            (row["image_b"], row["image_a"]) if ex["swapped"] else (row["image_a"], row["image_b"])
+        )
         assert ex["m2fn_p_a"] == pytest.approx(scorer.prefer(*shown, ctx), abs=1e-5)
     by_pair: dict[str, float] = {}
     for ex in out:
@@ -61,7 +63,9 @@ def test_preferences_need_the_source_pairs(
     from rl.train import with_m2fn_preferences
 
     pairs = load_from_disk(str(make_pair_dataset(tmp_path, products=4)))["train"]
-    ds = format_pairs(pairs.select(range(4)), load_processor(str(tiny_model)), swap_augmentation=False)
+    ds = format_pairs(
+        pairs.select(range(4)), load_processor(str(tiny_model)), swap_augmentation=False
+    )
     with pytest.raises(ValueError, match="no CreativePair row for 2 pair ids"):
         with_m2fn_preferences(ds, [pairs.select(range(2))], str(m2fn_ckpt))
 
