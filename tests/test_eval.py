@@ -147,3 +147,83 @@ def test_demo_exports_an_example_for_select(tmp_path: Path) -> None:
     assert cmd[3:6] == ["select", str(ex["a"]), str(ex["b"])]
     assert cmd[cmd.index("--m2fn") + 1] == str(tmp_path / "m2fn")
     assert cmd[cmd.index("--query") + 1] == row["query"]
+
+
+def test_demo_step_keys_follow_their_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun reuses a step only while its command, its recipe and the steps it reads from are
+    unchanged: editing the SFT recipe invalidates SFT, GRPO and the report, not the data steps."""
+    import shutil
+
+    from eval.demo import step_key, steps
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the demo's recipe paths are relative to the repository
+
+    def keys(plan) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for step in plan:
+            out[step.name] = step_key(step, out)
+        return out
+
+    recipes = tmp_path / "recipes" / "small"
+    shutil.copytree(root / "recipes", tmp_path / "recipes")
+
+    def plan():
+        out = []
+        for step in steps(tmp_path / "demo", 300):
+            step.cmd = [str(tmp_path / a) if a.endswith(".yaml") else a for a in step.cmd]
+            out.append(step)
+        return out
+
+    before = keys(plan())
+    assert keys(plan()) == before  # deterministic
+    (recipes / "sft.yaml").write_text((recipes / "sft.yaml").read_text() + "\n# edited\n")
+    after = keys(plan())
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"sft", "grpo", "report"}
+    assert (
+        keys([*steps(tmp_path / "demo", 100)])["report"]
+        != keys(steps(tmp_path / "demo", 300))["report"]
+    )
+
+
+def test_demo_rerun_skips_finished_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`creative4u demo` on an output folder whose steps all finished runs no step again."""
+    import argparse
+    import json
+    import subprocess
+
+    import eval.demo as demo
+
+    out = tmp_path / "demo"
+    ran: list[str] = []
+
+    def fake_run(cmd, env=None):  # stands in for the stages: records them, writes their outputs
+        step = next((s for s in demo.steps(out, 300) if s.cmd == cmd), None)
+        ran.append(step.name if step else "select")
+        if step is None:
+            return subprocess.CompletedProcess(cmd, 0)
+        step.output.parent.mkdir(parents=True, exist_ok=True)
+        metrics = {"accuracy": 0.5, "n_pairs": 2, "baselines": {"chance": 0.5}}
+        step.output.write_text(json.dumps(metrics))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(demo.subprocess, "run", fake_run)
+    monkeypatch.setattr(
+        demo,
+        "export_example",
+        lambda *a, **k: {"a": "a.png", "b": "b.png", "query": "q", "title": "t", "label": "A"},
+    )
+    args = argparse.Namespace(out=str(out), force=False, eval_pairs=300)
+    assert demo.run(args) == 0
+    first = [s.name for s in demo.steps(out, 300)]
+    assert ran[: len(first)] == first
+    ran.clear()
+    assert demo.run(args) == 0
+    assert [r for r in ran if r in first] == []  # every step reused
+    (out / "sft" / "creative4u_run.json").unlink()  # a lost output is redone
+    ran.clear()
+    assert demo.run(args) == 0
+    assert [r for r in ran if r in first] == ["sft"]
