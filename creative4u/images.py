@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import math
 import re
@@ -153,6 +154,13 @@ def prepare_image(source: Any, processor: Any, **load_kwargs: Any) -> Image.Imag
     """Load and resize an image exactly as the model behind `processor` will see it."""
     min_px, max_px, factor = processor_pixel_bounds(processor)
     return fit_to_pixels(load_image(source, **load_kwargs), min_px, max_px, factor)
+
+
+def stored_image_key(value: dict[str, Any]) -> str:
+    """Identity of an undecoded datasets.Image value: its bytes, or its path when it has none."""
+    if value.get("bytes"):
+        return "sha1:" + hashlib.sha1(value["bytes"]).hexdigest()
+    return "path:" + str(value.get("path"))
 
 
 def to_png_bytes(img: Image.Image) -> bytes:

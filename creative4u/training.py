@@ -164,15 +164,6 @@ def pair_example(
     return _example(row, a, b, swap, with_completion)
 
 
-def stored_image_key(value: dict[str, Any]) -> str:
-    """Identity of an undecoded datasets.Image value: its bytes, or its path when it has none."""
-    import hashlib
-
-    if value.get("bytes"):
-        return "sha1:" + hashlib.sha1(value["bytes"]).hexdigest()
-    return "path:" + str(value.get("path"))
-
-
 def format_pairs(
     ds: Any,
     processor: Any,
@@ -192,7 +183,7 @@ def format_pairs(
     from datasets import Dataset, Features, Image, Sequence, Value
     from tqdm.auto import tqdm
 
-    from creative4u.images import to_png_bytes
+    from creative4u.images import stored_image_key, to_png_bytes
 
     if max_pairs is not None and len(ds) > max_pairs:
         ds = ds.shuffle(seed=seed).select(range(max_pairs))

@@ -169,14 +169,8 @@ def baseline_accuracy(
             return None
         from creative4u.m2fn import load as load_m2fn
 
-        scorer = load_m2fn(cfg.m2fn)
-        probs = scorer.prefer_many(
-            [
-                (r["image_a"], r["image_b"], {"query": r["query"], "title": r["title"]})
-                for r in split
-            ]
-        )
-        return scored(["A" if p >= 0.5 else "B" for p in probs])
+        p_a = load_m2fn(cfg.m2fn).prefer_pairs([split])
+        return scored(["A" if p_a[pid] >= 0.5 else "B" for pid in split["pair_id"]])
     if name == "base":
         if not cfg.base_model:
             return None

@@ -43,64 +43,17 @@ class GRPOScriptArguments(PairDataArguments):
     )
 
 
-def m2fn_pair_preferences(
-    splits: list[Any], checkpoint: str, wanted: set[str] | None = None, batch_size: int = 256
-) -> dict[str, float]:
-    """M2FN's P(CTR_A > CTR_B) for each CreativePair pair (A and B as stored), by pair id.
-
-    M2FN sees the stored images, the pixels it was trained on, not the copies fitted to the VLM.
-    A predicted CTR depends only on (image, query, title), and a creative takes part in many
-    pairs, so each distinct triple is scored once and the pairs are read off the CTRs (the
-    preference is a Bradley-Terry model on predicted CTRs)."""
-    import numpy as np
-    from datasets import Image
-    from tqdm.auto import tqdm
-
-    from creative4u.m2fn import load as load_m2fn
-    from creative4u.m2fn.scorer import pair_probability
-    from creative4u.training import stored_image_key
-
-    scorer = load_m2fn(checkpoint)
-    stored: dict[str, Any] = {}  # image key -> undecoded image
-    index: dict[tuple[str, str, str], int] = {}
-    todo: list[tuple[str, dict[str, str]]] = []  # (image key, context) to score
-    pairs: list[tuple[str, int, int]] = []
-    for split in splits:
-        cols = ["pair_id", "query", "title", "image_a", "image_b"]
-        raw = split.select_columns(cols)
-        raw = raw.cast_column("image_a", Image(decode=False))
-        raw = raw.cast_column("image_b", Image(decode=False))
-        for row in raw:
-            if wanted is not None and row["pair_id"] not in wanted:
-                continue
-            at = []
-            for col in ("image_a", "image_b"):
-                key = stored_image_key(row[col])
-                stored.setdefault(key, row[col])
-                triple = (key, row["query"], row["title"])
-                if triple not in index:
-                    index[triple] = len(todo)
-                    todo.append((key, {"query": row["query"], "title": row["title"]}))
-                at.append(index[triple])
-            pairs.append((row["pair_id"], at[0], at[1]))
-    ctr: list[float] = []
-    for start in tqdm(range(0, len(todo), batch_size), desc="M2FN CTRs", unit="batch"):
-        chunk = todo[start : start + batch_size]
-        ctr += scorer.score([stored[k] for k, _ in chunk], [c for _, c in chunk])
-    ctrs = np.asarray(ctr, dtype=np.float64)
-    ia = np.asarray([a for _, a, _ in pairs], dtype=np.int64)
-    ib = np.asarray([b for _, _, b in pairs], dtype=np.int64)
-    probs = pair_probability(ctrs[ia], ctrs[ib], scorer.prefer_scale) if pairs else []
-    return {pid: float(p) for (pid, _, _), p in zip(pairs, probs, strict=True)}
-
-
 def with_m2fn_preferences(
     ds: Any, splits: list[Any], checkpoint: str, batch_size: int = 256
 ) -> Any:
     """Add `m2fn_p_a` to formatted examples: M2FN's P(A > B) in the order each one is shown
-    (1 - P for a swapped example). `splits` are the CreativePair splits `ds` was made from."""
-    prefs = m2fn_pair_preferences(splits, checkpoint, set(ds["pair_id"]), batch_size)
-    missing = sorted(set(ds["pair_id"]) - set(prefs))
+    (1 - P for a swapped example). `splits` are the CreativePair splits `ds` was made from; M2FN
+    scores their stored images, the pixels it was trained on, not the copies fitted to the VLM."""
+    from creative4u.m2fn import load as load_m2fn
+
+    wanted = set(ds["pair_id"])
+    prefs = load_m2fn(checkpoint).prefer_pairs(splits, wanted, batch_size)
+    missing = sorted(wanted - set(prefs))
     if missing:
         raise ValueError(f"no CreativePair row for {len(missing)} pair ids, e.g. {missing[0]!r}")
     probs = [

@@ -93,6 +93,57 @@ class M2FNScorer:
         s = np.asarray(self.score(images, ctx)).reshape(-1, 2)
         return pair_probability(s[:, 0], s[:, 1], self.prefer_scale).tolist() if len(s) else []
 
+    def prefer_pairs(
+        self,
+        splits: Sequence[Any],
+        wanted: set[str] | None = None,
+        batch_size: int = 256,
+        progress: bool = True,
+    ) -> dict[str, float]:
+        """P(CTR_A > CTR_B) for each pair of CreativePair splits (A and B as stored), by pair id;
+        with `wanted`, only those pair ids.
+
+        A predicted CTR depends only on (image, query, title), and a creative takes part in many
+        pairs, so each distinct triple is scored once and the pairs are read off the CTRs."""
+        from datasets import Image
+        from tqdm.auto import tqdm
+
+        from creative4u.images import stored_image_key
+
+        stored: dict[str, Any] = {}  # image key -> undecoded image
+        index: dict[tuple[str, str, str], int] = {}
+        todo: list[tuple[str, dict[str, str]]] = []  # (image key, context) to score
+        pairs: list[tuple[str, int, int]] = []
+        for split in splits:
+            raw = split.select_columns(["pair_id", "query", "title", "image_a", "image_b"])
+            raw = raw.cast_column("image_a", Image(decode=False))
+            raw = raw.cast_column("image_b", Image(decode=False))
+            for row in raw:
+                if wanted is not None and row["pair_id"] not in wanted:
+                    continue
+                at = []
+                for col in ("image_a", "image_b"):
+                    key = stored_image_key(row[col])
+                    stored.setdefault(key, row[col])
+                    triple = (key, row["query"], row["title"])
+                    if triple not in index:
+                        index[triple] = len(todo)
+                        todo.append((key, {"query": row["query"], "title": row["title"]}))
+                    at.append(index[triple])
+                pairs.append((row["pair_id"], at[0], at[1]))
+        ctr: list[float] = []
+        starts = range(0, len(todo), batch_size)
+        for start in tqdm(starts, desc="M2FN CTRs", unit="batch", disable=not progress):
+            chunk = todo[start : start + batch_size]
+            ctr += self.score([stored[k] for k, _ in chunk], [c for _, c in chunk])
+        if not pairs:
+            return {}
+        ctrs = np.asarray(ctr, dtype=np.float64)
+        ia = np.asarray([a for _, a, _ in pairs], dtype=np.int64)
+        ib = np.asarray([b for _, _, b in pairs], dtype=np.int64)
+        probs = pair_probability(ctrs[ia], ctrs[ib], self.prefer_scale)
+        return {pid: float(p) for (pid, _, _), p in zip(pairs, probs, strict=True)}
+
     def _images(self, images: Sequence[Any]) -> tuple[np.ndarray, list[dict[str, Any]]]:
         loaded = [open_image(x) for x in images]
         keys = [image_key(im) for im in loaded]
