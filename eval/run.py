@@ -141,10 +141,15 @@ def baseline_accuracy(
             "note": "expected accuracy of a coin flip",
         }
     labels = split["label"]  # columns, not rows: rows would decode both images each time
+    pair_ids = split["pair_id"]
 
     def scored(picks: list[str], **extra: Any) -> dict[str, Any]:
         k = sum(p == lab for p, lab in zip(picks, labels, strict=True))
         return {"accuracy": k / n, "accuracy_ci": list(wilson_interval(k, n)), "n": n, **extra}
+
+    def preferred(p_a: dict[str, float]) -> list[str]:
+        """The pick of a baseline that gives P(A > B) by pair id."""
+        return ["A" if p_a[pid] >= 0.5 else "B" for pid in pair_ids]
 
     if name == "oracle":
         if not n or not split[0].get("truth"):
@@ -158,10 +163,10 @@ def baseline_accuracy(
         import pandas as pd
 
         p_a = dict(pd.read_parquet(path, columns=["pair_id", "p_a"]).itertuples(index=False))
-        if any(pid not in p_a for pid in split["pair_id"]):
+        if any(pid not in p_a for pid in pair_ids):
             return None
         return scored(
-            ["A" if p_a[pid] >= 0.5 else "B" for pid in split["pair_id"]],
+            preferred(p_a),
             note="logistic regression on measured image features, fit on train",
         )
     if name == "m2fn":
@@ -169,8 +174,7 @@ def baseline_accuracy(
             return None
         from creative4u.m2fn import load as load_m2fn
 
-        p_a = load_m2fn(cfg.m2fn).prefer_pairs([split])
-        return scored(["A" if p_a[pid] >= 0.5 else "B" for pid in split["pair_id"]])
+        return scored(preferred(load_m2fn(cfg.m2fn).prefer_pairs([split])))
     if name == "base":
         if not cfg.base_model:
             return None

@@ -51,14 +51,13 @@ def with_m2fn_preferences(
     scores their stored images, the pixels it was trained on, not the copies fitted to the VLM."""
     from creative4u.m2fn import load as load_m2fn
 
-    wanted = set(ds["pair_id"])
+    ids = ds["pair_id"]
+    wanted = set(ids)
     prefs = load_m2fn(checkpoint).prefer_pairs(splits, wanted, batch_size)
     missing = sorted(wanted - set(prefs))
     if missing:
         raise ValueError(f"no CreativePair row for {len(missing)} pair ids, e.g. {missing[0]!r}")
-    probs = [
-        1.0 - prefs[i] if s else prefs[i] for i, s in zip(ds["pair_id"], ds["swapped"], strict=True)
-    ]
+    probs = [1.0 - prefs[i] if s else prefs[i] for i, s in zip(ids, ds["swapped"], strict=True)]
     return ds.add_column("m2fn_p_a", probs)
 
 
