@@ -8,7 +8,7 @@ flipped) with no intercept, so the baseline cannot prefer a slot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,3 +92,48 @@ def feature_baseline(
         "top_coefficients": top,
     }
     return summary, preds
+
+
+VERDICT_SIGN: dict[str, float] = {"A>B": 1.0, "A=B": 0.0, "A<B": -1.0}
+
+
+def verdict_matrix(rationales: Sequence[str]) -> np.ndarray:
+    """The rationales' Q3-Q9 verdicts as rows of +1 (A>B), 0 (A=B or missing), -1 (A<B)."""
+    from creative4u.protocol import DIMENSION_IDS, parse
+
+    rows = []
+    for text in rationales:
+        v = parse(text)
+        rows.append([VERDICT_SIGN.get(v.comparison(d) or "A=B", 0.0) for d in DIMENSION_IDS])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(DIMENSION_IDS))
+
+
+def rationale_ceiling(pairs: pd.DataFrame, seed: int = 0) -> dict[str, Any] | None:
+    """How far a perfect imitator of the rationales can get: a logistic regression on their
+    Q3-Q9 verdicts alone, fit on the train labels, measured on test (None without labelled train
+    and test pairs).
+
+    A CoT-SFT model learns to write these verdicts and to decide from them, so a teacher whose
+    verdicts predict the label at, say, 74 % caps an imitating model near there, however long it
+    trains: a target above this figure needs a better teacher, not more SFT."""
+    from creative4u.protocol import DIMENSION_IDS
+
+    labelled = pairs[pairs["label"] != ""]
+    train = labelled[labelled["split"] == "train"]
+    test = labelled[labelled["split"] == "test"]
+    if len(train) < 2 or len(test) == 0:
+        return None
+    y = (train["label"] == "A").to_numpy().astype(int)
+    p_a = fit_pair_logistic(verdict_matrix(train["rationale"].tolist()), y, seed)
+    right = (p_a(verdict_matrix(test["rationale"].tolist())) >= 0.5) == (
+        test["label"].to_numpy() == "A"
+    )
+    hits = int(right.sum())
+    lo, hi = wilson_interval(hits, len(test))
+    return {
+        "accuracy": hits / len(test),
+        "ci95": [lo, hi],
+        "n_test": len(test),
+        "n_train": len(train),
+        "coefficients": dict(zip(DIMENSION_IDS, p_a.coef.round(3).tolist(), strict=True)),
+    }

@@ -193,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  oracle accuracy (test):            {test_oracle['accuracy']:.3f}")
     if card.get("feature_baseline"):
         print(f"  feature baseline accuracy (test):  {card['feature_baseline']['accuracy']:.3f}")
+    if card.get("rationale_ceiling"):
+        print(f"  rationale ceiling (test):          {card['rationale_ceiling']['accuracy']:.3f}")
     return 0
 
 
@@ -323,7 +325,7 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
 
     from creative4u.paths import ensure_writable_dir
     from data.aggregate import creative_query_ctr, write_impressions
-    from data.baseline import feature_baseline
+    from data.baseline import feature_baseline, rationale_ceiling
     from data.card import write_card
     from data.featurize import features_table, measure_images
     from data.ingest import ingest
@@ -414,6 +416,7 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         card = _card(cfg, ing, cq, splits, mined, table, written, n_cells, truth_file)
         card["teacher"] = teacher_card
         card["feature_baseline"], baseline_preds = feature_baseline(table, feats, cfg.seed)
+        card["rationale_ceiling"] = rationale_ceiling(table, cfg.seed)
         # per-pair predictions, so evaluation scores the baseline on the pairs it evaluates
         baseline_preds.to_parquet(out / "feature_baseline.parquet", index=False)
         card["columns"] = columns

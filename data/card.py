@@ -106,6 +106,13 @@ def render_card(c: dict[str, Any]) -> str:
             f"test | {_pct(b['accuracy'])} | {_pct(b['ci95'][0])} - {_pct(b['ci95'][1])} | "
             f"{b['n_test']:,} |"
         )
+    rc = c.get("rationale_ceiling")
+    if rc:
+        lines.append(
+            f"| rationale ceiling (logistic regression on the rationales' Q3-Q9 verdicts, fit on "
+            f"train) | test | {_pct(rc['accuracy'])} | {_pct(rc['ci95'][0])} - "
+            f"{_pct(rc['ci95'][1])} | {rc['n_test']:,} |"
+        )
     if not c.get("oracle") and not b:
         lines.append("| (no truth table and too few pairs for the baseline) | | | | |")
     lines.append("")
@@ -126,6 +133,13 @@ def render_card(c: dict[str, Any]) -> str:
             "| dimension | agreement |",
             "|---|---|",
             *(f"| {d} | {_pct(v)} |" for d, v in agree["per_dimension"].items()),
+            "",
+        ]
+    if rc:
+        lines += [
+            "The rationale ceiling is what a model that writes these verdicts exactly, and weighs "
+            "them as well as a logistic regression can, would score on test: a model trained to "
+            "imitate these rationales is bounded near it, however long it trains.",
             "",
         ]
     t = c["teacher"]

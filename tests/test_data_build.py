@@ -308,7 +308,9 @@ def test_truth_column_follows_pair_order(world: dict[str, Path], built: tuple[Pa
     assert agree["n"] == sum(len(dd[s]) for s in SPLITS)
     assert set(agree["per_dimension"]) == set(DIMENSION_IDS)
     readme = (out / "README.md").read_text()
-    assert "oracle" in readme and "feature baseline" in readme
+    assert "oracle" in readme and "feature baseline" in readme and "rationale ceiling" in readme
+    rc = card["rationale_ceiling"]
+    assert rc["n_test"] == len(dd["test"]) and 0.0 <= rc["accuracy"] <= 1.0
     b = card["feature_baseline"]
     assert b["n_test"] == len(dd["test"]) and 0.0 <= b["accuracy"] <= 1.0
     # its per-pair predictions cover validation and test, and give the card's accuracy
