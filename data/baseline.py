@@ -79,19 +79,18 @@ def feature_baseline(
         }
     )
     on_test = preds[preds["split"] == "test"]
-    right = (on_test["p_a"].to_numpy() >= 0.5) == (test["label"].to_numpy() == "A")
-    hits = int(right.sum())
-    lo, hi = wilson_interval(hits, len(test))
     coef = dict(zip(PAIR_FEATURES, p_a.coef.tolist(), strict=True))
     top = dict(sorted(coef.items(), key=lambda kv: -abs(kv[1]))[:8])
-    summary = {
-        "accuracy": hits / len(test),
-        "ci95": [lo, hi],
-        "n_test": len(test),
-        "n_train": len(train),
-        "top_coefficients": top,
-    }
+    summary = _test_summary(on_test["p_a"].to_numpy(), test, len(train))
+    summary["top_coefficients"] = top
     return summary, preds
+
+
+def _test_summary(p_a: np.ndarray, test: pd.DataFrame, n_train: int) -> dict[str, Any]:
+    """Accuracy of P(A wins) on the labelled test pairs, with its 95 % interval and the sizes."""
+    hits = int(((p_a >= 0.5) == (test["label"].to_numpy() == "A")).sum())
+    lo, hi = wilson_interval(hits, len(test))
+    return {"accuracy": hits / len(test), "ci95": [lo, hi], "n_test": len(test), "n_train": n_train}
 
 
 VERDICT_SIGN: dict[str, float] = {"A>B": 1.0, "A=B": 0.0, "A<B": -1.0}
@@ -125,15 +124,6 @@ def rationale_ceiling(pairs: pd.DataFrame, seed: int = 0) -> dict[str, Any] | No
         return None
     y = (train["label"] == "A").to_numpy().astype(int)
     p_a = fit_pair_logistic(verdict_matrix(train["rationale"].tolist()), y, seed)
-    right = (p_a(verdict_matrix(test["rationale"].tolist())) >= 0.5) == (
-        test["label"].to_numpy() == "A"
-    )
-    hits = int(right.sum())
-    lo, hi = wilson_interval(hits, len(test))
-    return {
-        "accuracy": hits / len(test),
-        "ci95": [lo, hi],
-        "n_test": len(test),
-        "n_train": len(train),
-        "coefficients": dict(zip(DIMENSION_IDS, p_a.coef.round(3).tolist(), strict=True)),
-    }
+    summary = _test_summary(p_a(verdict_matrix(test["rationale"].tolist())), test, len(train))
+    summary["coefficients"] = dict(zip(DIMENSION_IDS, p_a.coef.round(3).tolist(), strict=True))
+    return summary
