@@ -240,3 +240,47 @@ class VLLMGenerator:
                 )
             )
         return results
+
+
+def generate_texts(
+    model: Any,
+    processor: Any,
+    conversations: Sequence[list[dict[str, Any]]],
+    images: Sequence[list[Any]],
+    max_new_tokens: int = 128,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy answers to any chat prompts with images already fitted to the model (the
+    perception tasks' evaluation; pairs go through `TransformersGenerator`, which also reads the
+    answer letter's probability)."""
+    import torch
+
+    tok = processor.tokenizer
+    was_training, use_cache = model.training, getattr(model.config, "use_cache", True)
+    model.eval()
+    model.config.use_cache = True
+    out: list[str] = []
+    try:
+        for start in range(0, len(conversations), batch_size):
+            convs = conversations[start : start + batch_size]
+            batch = processor(
+                text=[prompt_text(processor, c) for c in convs],
+                images=[img for imgs in images[start : start + batch_size] for img in imgs],
+                padding=True,
+                return_tensors="pt",
+            ).to(model.device)
+            with torch.inference_mode():
+                seqs = model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+            prompt_len = batch["input_ids"].shape[1]
+            out += tok.batch_decode(seqs[:, prompt_len:], skip_special_tokens=True)
+    finally:
+        model.config.use_cache = use_cache
+        if was_training:
+            model.train()
+    return out

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from importlib.metadata import entry_points
 
 from creative4u.paths import ensure_writable_dir
 
@@ -54,6 +55,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_check)
+
+    # Subcommands that need a stage (e.g. `pretrain`, which trains on simulated creatives) are
+    # plugged in by that stage through an entry-point group, so the core imports no stage.
+    for ep in entry_points(group="creative4u.model_commands"):
+        help_text = ep.name
+        try:
+            register_stage = ep.load()
+            help_text = (register_stage.__doc__ or ep.name).strip().splitlines()[0]
+        except ModuleNotFoundError:
+            continue
+        register_stage(sub.add_parser(ep.name, help=help_text, description=help_text))
 
 
 def run_init(args: argparse.Namespace) -> int:

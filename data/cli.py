@@ -31,3 +31,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     build.add_arguments(p)
     p.set_defaults(func=build.run)
+
+    from data import pretrain_corpus
+
+    p = sub.add_parser(
+        "pretrain-corpus",
+        help="the perception corpus a from-scratch base is pretrained on (no clicks)",
+        description="Render CreativeSim worlds disjoint from the demo's, fitted to a model's pixel "
+        "bounds, and write perception examples (describe one or two creatives, copy the query's "
+        "or the title's word, compare two creatives) with a held-out world. Never samples clicks.",
+    )
+    pretrain_corpus.add_arguments(p)
+    p.set_defaults(func=pretrain_corpus.run)

@@ -58,3 +58,16 @@ def test_accelerate_configs(path: Path) -> None:
     assert cfg["distributed_type"] in ("NO", "MULTI_GPU", "DEEPSPEED")
     if cfg["distributed_type"] == "DEEPSPEED":
         assert cfg["deepspeed_config"]["zero_stage"] in (2, 3)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(RECIPES.glob("*/pretrain.yaml")), ids=lambda p: p.parent.name
+)
+def test_pretrain_recipes(path: Path) -> None:
+    from pretrain.train import PretrainScriptArguments
+
+    types = (PretrainScriptArguments, SFTConfig, ModelArguments)
+    script, train, model = TrlParser(types).parse_args_and_config(args=["--config", str(path)])
+    assert model.finetune == "full"  # a from-scratch base has nothing for LoRA to keep
+    assert train.max_length is None and train.save_steps  # resumable, image tokens never cut
+    assert script.heldout_seed not in script.train_seeds and 0 not in script.train_seeds

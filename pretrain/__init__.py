@@ -1,0 +1,1 @@
+"""Perception pretraining of from-scratch bases: `accelerate launch -m pretrain --config ...`."""

@@ -1,0 +1,224 @@
+"""Perception pretraining of a from-scratch base (TRL `SFTTrainer` on the perception corpus).
+
+On GPUs the selector starts from Qwen2.5-VL, which already sees and reads; the CPU models start
+from random weights, so this stage gives them what a pretrained VLM brings: naming each design
+factor of a creative, copying the query's and the title's words, and describing and comparing two
+creatives in the protocol's layout. It never sees clicks (the corpus has none). The result is a
+normal model folder with a card of held-out scores per task and factor, which later stages load
+like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from creative4u.training import ModelArguments
+
+logger = logging.getLogger("creative4u.pretrain")
+
+
+@dataclass
+class PretrainScriptArguments:
+    """The corpus block of a pretrain recipe: where the corpus is, how to build it if it is not
+    there yet (`creative4u model pretrain` does), and how the result is scored."""
+
+    corpus_path: str = field(default="runs/pretrain/corpus", metadata={"help": "corpus folder"})
+    init_preset: str = field(
+        default="small",
+        metadata={"help": "`model pretrain` builds model_name_or_path with this preset if missing"},
+    )
+    train_seeds: list[int] = field(
+        default_factory=lambda: [101, 102, 103],
+        metadata={"help": "CreativeSim world seeds trained on (the demo's world is seed 0)"},
+    )
+    heldout_seed: int = field(default=201, metadata={"help": "the world scored, never trained on"})
+    products: int = field(default=600, metadata={"help": "products per training world"})
+    heldout_products: int = field(default=100)
+    train_examples: int = field(default=100_000)
+    heldout_examples: int = field(default=1_000)
+    max_train_seconds: float | None = field(
+        default=None, metadata={"help": "stop training after this many seconds of wall clock"}
+    )
+    eval_examples: int = field(
+        default=600, metadata={"help": "held-out examples scored at the end"}
+    )
+    eval_batch_size: int = field(default=32)
+    curve_steps: int | None = field(
+        default=None,
+        metadata={"help": "score `curve_examples` held-out examples every this many steps"},
+    )
+    curve_examples: int = field(default=128)
+
+
+def main(
+    script_args: PretrainScriptArguments, training_args: Any, model_args: ModelArguments
+) -> Path:
+    from datasets import load_from_disk
+    from transformers import set_seed
+    from trl import SFTTrainer
+
+    from creative4u.perception import evaluate
+    from creative4u.threads import respect_omp_thread_limit
+    from creative4u.training import (
+        last_checkpoint,
+        load_for_training,
+        save_run_card,
+        time_budget_callback,
+    )
+
+    respect_omp_thread_limit()
+    set_seed(training_args.seed)
+    model, processor = load_for_training(model_args)
+    corpus = load_from_disk(script_args.corpus_path)
+    train = corpus["train"].select_columns(["prompt", "completion", "images"])
+    budget = time_budget_callback(script_args.max_train_seconds)
+    callbacks = [budget]
+    if script_args.curve_steps:
+        callbacks.append(
+            learning_curve_callback(
+                processor,
+                corpus["heldout"],
+                script_args.curve_steps,
+                script_args.curve_examples,
+                Path(training_args.output_dir) / "curve.jsonl",
+                budget,
+            )
+        )
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        processing_class=processor,
+        callbacks=callbacks,
+    )
+    main_process = trainer.accelerator.is_main_process
+    last = last_checkpoint(training_args.output_dir)
+    if last and main_process:
+        logger.info("resuming from %s", last)
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=last)
+    train_s = time.time() - t0
+    trainer.save_model(training_args.output_dir)
+    if not main_process:
+        return Path(training_args.output_dir)
+    processor.save_pretrained(training_args.output_dir)
+
+    t1 = time.time()
+    report = evaluate(
+        trainer.model,
+        processor,
+        corpus["heldout"],
+        max_examples=script_args.eval_examples,
+        batch_size=script_args.eval_batch_size,
+    )
+    logger.info("held-out perception: %s", json.dumps(report["by_field"]))
+    corpus_info = json.loads((Path(script_args.corpus_path) / "corpus.json").read_text())
+    batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    info = {
+        "stage": "pretrain",
+        "base_model": model_args.model_name_or_path,
+        "corpus": corpus_info,
+        # `model pretrain` passes its recipe and overrides through unchanged
+        "recipe_command": shlex.join(["creative4u", "model", "pretrain", *sys.argv[1:]]),
+        "global_step": result.global_step,
+        "examples_seen": result.global_step * batch * trainer.accelerator.num_processes,
+        "train_seconds_this_run": round(train_s, 1),
+        "train_loss": result.training_loss,
+        "learning_rate": training_args.learning_rate,
+        "heldout": {k: v for k, v in report.items() if k != "examples"},
+        "heldout_samples": report["examples"],
+        "eval_seconds": round(time.time() - t1, 1),
+    }
+    save_run_card(training_args.output_dir, info)
+    write_card(Path(training_args.output_dir), info)
+    return Path(training_args.output_dir)
+
+
+def learning_curve_callback(
+    processor: Any, heldout: Any, every: int, n: int, path: Path, budget: Any
+) -> Any:
+    """Score a slice of the held-out world every `every` steps and append it to `path` (JSON
+    lines), so a long run shows when each factor is learnt. Its time is left out of the budget."""
+    from transformers import TrainerCallback
+
+    from creative4u.perception import evaluate
+
+    class LearningCurve(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step % every or not state.is_world_process_zero:
+                return
+            t0 = time.time()
+            report = evaluate(model, processor, heldout, max_examples=n)
+            row = {
+                "step": state.global_step,
+                "by_field": {k: v["accuracy"] for k, v in report["by_field"].items()},
+                "loss": next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None),
+            }
+            with path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            logger.info("step %d held-out: %s", state.global_step, row["by_field"])
+            budget.excluded += time.time() - t0
+
+    return LearningCurve()
+
+
+def write_card(out: Path, info: dict[str, Any]) -> None:
+    """The model card: what the base was pretrained on, for how long, and how well it sees."""
+    from creative4u.perception import TASKS
+
+    cfg = info["corpus"]["config"]
+    by_task = info["heldout"]["by_task"]
+    fields = sorted({f for t in by_task.values() for f in t})
+    lines = [
+        "# A perception-pretrained Qwen2.5-VL base (from scratch)",
+        "",
+        "Pretrained by `creative4u model pretrain` on CreativeSim creatives only: it names each "
+        "design factor of a creative, copies the query's and the title's words, and describes and "
+        "compares two creatives in the selection protocol's layout. It never saw clicks, CTRs, "
+        "pair labels, dimension scores or the click model: which properties users prefer is left "
+        "to CoT-SFT on CreativePair.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| from | `{info['base_model']}` |",
+        f"| training worlds (seeds) | {', '.join(map(str, cfg['train_seeds']))}, "
+        f"{cfg['products']} products x 6 creatives each ({info['corpus']['creatives']['train']:,} creatives) |",
+        f"| held-out world (seed) | {cfg['heldout_seed']}, {info['corpus']['creatives']['heldout']:,} creatives |",
+        f"| task mix | {', '.join(f'{k} {v:.0%}' for k, v in cfg['mix'].items())} |",
+        f"| steps, examples seen | {info['global_step']:,}, {info['examples_seen']:,} |",
+        f"| wall clock (this run) | {info['train_seconds_this_run'] / 60:.1f} min |",
+        f"| final training loss | {info['train_loss']:.4f} |",
+        f"| held-out examples scored | {info['heldout']['n']} |",
+        "",
+        "## Held-out accuracy, by field and task (greedy)",
+        "",
+        "| field | " + " | ".join(t for t in TASKS if t in by_task) + " |",
+        "|---" * (1 + sum(t in by_task for t in TASKS)) + "|",
+    ]
+    for f in fields:
+        cells = [
+            f"{by_task[t][f]['accuracy']:.3f} (n {by_task[t][f]['n']})" if f in by_task[t] else ""
+            for t in TASKS
+            if t in by_task
+        ]
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Rebuild",
+        "",
+        "One command (it builds the from-scratch model and the corpus if they are missing, and "
+        "resumes an interrupted run from its last checkpoint):",
+        "",
+        "```bash",
+        info["recipe_command"],
+        "```",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))

@@ -1,0 +1,156 @@
+"""Perception pretraining: a corpus without clicks, `model pretrain` from its recipe (and resumed),
+and the shipped base, which must load like any checkpoint and match what `model init` builds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from creative4u.perception import FACTORS
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "models" / "small-base"
+pytestmark = pytest.mark.slow
+
+# What a corpus example may carry: the prompt, the answer, the images and the design factors
+# they were written from. Nothing measured from users.
+CORPUS_COLUMNS = {
+    "example_id",
+    "task",
+    "prompt",
+    "completion",
+    "images",
+    "creative_ids",
+    "factors",
+    "query",
+    "query_word",
+    "title",
+    "title_colour",
+}
+
+
+def run(args: list[str]) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    return res.stdout + res.stderr
+
+
+def test_corpus_is_built_without_clicks(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    # build in a fresh interpreter and report which simulator modules the build imported
+    script = (
+        "import sys, json\n"
+        "from data.pretrain_corpus import CorpusConfig, build_corpus\n"
+        "from creative4u.images import processor_pixel_bounds\n"
+        "from creative4u.vlm import load_processor\n"
+        f"cfg = CorpusConfig(train_seeds=[101, 102], products=6, heldout_products=3,"
+        f" train_examples=120, heldout_examples=30)\n"
+        f"build_corpus({str(out)!r}, cfg, processor_pixel_bounds(load_processor({str(tiny_model)!r})),"
+        " progress=False)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('data.'))))\n"
+    )
+    modules = json.loads(run([sys.executable, "-c", script]).strip().splitlines()[-1])
+    assert "data.sim.render" in modules and "data.sim.world" in modules
+    assert "data.sim.clicks" not in modules and "data.sim.truth" not in modules
+
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(out))
+    assert set(ds) == {"train", "heldout"}
+    for split, seeds in (("train", {"w101", "w102"}), ("heldout", {"w201"})):
+        rows = ds[split]
+        assert set(rows.column_names) == CORPUS_COLUMNS
+        assert {cid.split("_")[0] for ids in rows["creative_ids"] for cid in ids} <= seeds
+        for row in rows.select(range(20)):
+            factors = json.loads(row["factors"])
+            assert all(set(f) == set(FACTORS) for f in factors)
+            assert len(factors) == len(row["images"]) == len(row["creative_ids"])
+            answer = row["completion"][0]["content"].lower()
+            assert not any(w in answer for w in ("ctr", "click", "impression", "label"))
+            assert all(img.size == (56, 56) for img in row["images"])  # the tiny model's pixels
+    info = json.loads((out / "corpus.json").read_text())
+    assert info["creatives"] == {"train": 72, "heldout": 18}
+    assert sum(info["tasks"]["train"].values()) == 120
+
+
+def test_model_pretrain_builds_trains_scores_and_resumes(tmp_path: Path) -> None:
+    init, corpus, out = tmp_path / "init", tmp_path / "corpus", tmp_path / "out"
+    cmd = [sys.executable, "-m", "creative4u", "model", "pretrain"]
+    cmd += ["--config", "recipes/tiny/pretrain.yaml", "--model_name_or_path", str(init)]
+    cmd += ["--corpus_path", str(corpus), "--output_dir", str(out)]
+    log = run(cmd)
+    assert "model init" in log and "pretrain-corpus" in log  # it built what was missing
+    card = json.loads((out / "creative4u_run.json").read_text())
+    assert card["stage"] == "pretrain" and card["global_step"] == 4
+    assert card["heldout"]["n"] == 16 and "colour" in card["heldout"]["by_field"]
+    curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [c["step"] for c in curve] == [2, 4]
+    readme = (out / "README.md").read_text()
+    assert "Held-out accuracy" in readme and "| colour |" in readme
+    from creative4u.vlm import load
+
+    load(str(out))
+
+    # run again with a longer schedule: nothing is rebuilt, training resumes from step 4
+    log = run([*cmd, "--max_steps", "6"])
+    assert "model init" not in log and "pretrain-corpus" not in log
+    assert "resuming from" in log and "checkpoint-4" in log
+    assert json.loads((out / "creative4u_run.json").read_text())["global_step"] == 6
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="no shipped base in this checkout")
+def test_shipped_base_matches_model_init(tmp_path: Path) -> None:
+    """A change to the lexicon, the protocol text or the presets changes what `model init`
+    builds; the shipped base must then be rebuilt, not silently drift away from it."""
+    from creative4u.model_factory import build
+
+    fresh = build(tmp_path / "fresh", preset="small")
+    for name in ("tokenizer.json", "chat_template.jinja", "preprocessor_config.json"):
+        assert (SHIPPED / name).read_text() == (fresh / name).read_text(), name
+    ours, theirs = (json.loads((p / "config.json").read_text()) for p in (SHIPPED, fresh))
+    for key in ("text_config", "vision_config"):
+        for k in set(ours[key]) | set(theirs[key]):
+            if k not in ("dtype", "torch_dtype", "use_cache"):
+                assert ours[key].get(k) == theirs[key].get(k), (key, k)
+    card = json.loads((SHIPPED / "creative4u_run.json").read_text())
+    assert card["stage"] == "pretrain" and card["heldout"]["by_field"]
+    assert 0 not in card["corpus"]["config"]["train_seeds"]  # never the demo's world
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="no shipped base in this checkout")
+def test_shipped_base_sees_and_loads_in_vllm(tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    from creative4u.perception import evaluate
+    from creative4u.vlm import load
+    from data.pretrain_corpus import CorpusConfig, build_corpus
+
+    from creative4u.images import processor_pixel_bounds
+
+    model, processor = load(str(SHIPPED))
+
+    held = tmp_path / "corpus"
+    # a world neither the base nor its card's held-out set saw
+    cfg = CorpusConfig(
+        train_seeds=[301], heldout_seed=302, products=2, heldout_products=40,
+        train_examples=1, heldout_examples=96,
+    )  # fmt: skip
+    build_corpus(held, cfg, processor_pixel_bounds(processor), progress=False)
+    report = evaluate(model, processor, load_from_disk(str(held))["heldout"], max_examples=96)
+    fields = report["by_field"]
+    assert fields["colour"]["accuracy"] >= 0.9, fields  # it sees, far above chance (0.1)
+    assert fields["title word"]["accuracy"] >= 0.9, fields  # and copies from its prompt
+
+    two = next(r for r in load_from_disk(str(held))["heldout"] if len(r["images"]) == 2)
+    paths = [tmp_path / f"{side}.png" for side in "ab"]
+    for path, img in zip(paths, two["images"], strict=True):
+        img.save(path)
+    out = tmp_path / "vllm.json"
+    run([sys.executable, "tests/scripts/vllm_generate.py", str(SHIPPED), *map(str, paths), str(out)])
+    assert json.loads(out.read_text())["base"][0]["generated_tokens"] > 0
