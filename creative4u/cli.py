@@ -85,7 +85,13 @@ def _missing(name: str) -> Callable[[argparse.Namespace], int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # A command that forwards fields to a recipe (`model pretrain --max_steps 10`) sets
+    # `forwards_unknown`; every other command still refuses what it does not know.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "forwards_unknown", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if getattr(args, "forwards_unknown", False):
+        args.overrides = [*getattr(args, "overrides", []), *unknown]
     func = getattr(args, "func", None)
     if func is None:
         # a group without a subcommand: show its help

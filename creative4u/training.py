@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from creative4u.protocol import build_messages, parse, render
 
 LANGUAGE_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 VISION_LINEAR = r".*visual.*\.(qkv|proj|fc1|fc2|gate_proj|up_proj|down_proj)"
+VISION_PARAM = re.compile(r"(^|.*\.)visual\.")
 
 
 @dataclass
@@ -26,7 +28,7 @@ class ModelArguments:
     """The model and how it is fine-tuned (one block of every sft/grpo recipe)."""
 
     model_name_or_path: str = field(
-        default="models/small", metadata={"help": "base model: folder or hub id"}
+        default="models/small-base", metadata={"help": "base model: folder or hub id"}
     )
     adapter_path: str | None = field(
         default=None,
@@ -37,6 +39,13 @@ class ModelArguments:
     lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
     lora_vision: bool = field(default=False, metadata={"help": "also put LoRA on the vision tower"})
+    freeze_vision: bool = field(
+        default=False,
+        metadata={
+            "help": "finetune=full: keep the vision tower (and its merger) as the base has it, "
+            "train the language model only, as the LoRA recipes do"
+        },
+    )
     dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | float16 | auto"})
     attn_implementation: str | None = field(
         default=None, metadata={"help": "e.g. sdpa, flash_attention_2"}
@@ -113,6 +122,10 @@ def load_for_training(args: ModelArguments) -> tuple[Any, Any]:
         )
         if args.finetune == "full":
             model = model.merge_and_unload()
+    if args.freeze_vision and args.finetune == "full":
+        for name, param in model.named_parameters():
+            if VISION_PARAM.match(name):
+                param.requires_grad_(False)
     model.config.use_cache = False
     return model, processor
 

@@ -26,12 +26,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         default="recipes/accelerate/cpu.yaml",
         help="accelerate config (default: one CPU process)",
     )
-    parser.add_argument(
-        "overrides",
-        nargs=argparse.REMAINDER,
-        help="recipe fields to override, e.g. --max_steps 100 --output_dir runs/x",
+    parser.epilog = (
+        "Any other --field value pair overrides that recipe field, e.g. --max_steps 100 "
+        "--output_dir runs/x."
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, forwards_unknown=True, overrides=[])
 
 
 def commands(config: str, accelerate_config: str, overrides: list[str]) -> list[list[str]]:

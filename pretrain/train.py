@@ -55,6 +55,12 @@ class PretrainScriptArguments:
         metadata={"help": "score `curve_examples` held-out examples every this many steps"},
     )
     curve_examples: int = field(default=128)
+    vision_steps: int = field(
+        default=0,
+        metadata={"help": "stage one: steps of vision-tower training on the factors (0: none)"},
+    )
+    vision_batch_size: int = field(default=64)
+    vision_learning_rate: float = field(default=1.0e-3)
 
 
 def main(
@@ -72,11 +78,26 @@ def main(
         save_run_card,
         time_budget_callback,
     )
+    from pretrain.vision import pretrain_vision
 
     respect_omp_thread_limit()
     set_seed(training_args.seed)
     model, processor = load_for_training(model_args)
     corpus = load_from_disk(script_args.corpus_path)
+    last = last_checkpoint(training_args.output_dir)
+    vision = previous_vision_stage(training_args.output_dir)
+    if script_args.vision_steps and last is None:
+        # stage one; a resumed run's checkpoint already holds its result
+        vision = pretrain_vision(
+            model,
+            processor,
+            corpus["train"],
+            corpus["heldout"],
+            script_args.vision_steps,
+            script_args.vision_batch_size,
+            script_args.vision_learning_rate,
+            training_args.seed,
+        )
     train = corpus["train"].select_columns(["prompt", "completion", "images"])
     budget = time_budget_callback(script_args.max_train_seconds)
     callbacks = [budget]
@@ -99,7 +120,8 @@ def main(
         callbacks=callbacks,
     )
     main_process = trainer.accelerator.is_main_process
-    last = last_checkpoint(training_args.output_dir)
+    if main_process and vision:
+        save_run_card(training_args.output_dir, {"vision_stage": vision})
     if last and main_process:
         logger.info("resuming from %s", last)
     t0 = time.time()
@@ -132,6 +154,8 @@ def main(
         "train_seconds_this_run": round(train_s, 1),
         "train_loss": result.training_loss,
         "learning_rate": training_args.learning_rate,
+        "freeze_vision": model_args.freeze_vision,
+        "vision_stage": vision,
         "heldout": {k: v for k, v in report.items() if k != "examples"},
         "heldout_samples": report["examples"],
         "eval_seconds": round(time.time() - t1, 1),
@@ -139,6 +163,12 @@ def main(
     save_run_card(training_args.output_dir, info)
     write_card(Path(training_args.output_dir), info)
     return Path(training_args.output_dir)
+
+
+def previous_vision_stage(output_dir: str) -> dict[str, Any] | None:
+    """The vision stage's report from an earlier, interrupted run of the same output folder."""
+    path = Path(output_dir) / "creative4u_run.json"
+    return json.loads(path.read_text()).get("vision_stage") if path.is_file() else None
 
 
 def learning_curve_callback(
@@ -192,7 +222,18 @@ def write_card(out: Path, info: dict[str, Any]) -> None:
         f"{cfg['products']} products x 6 creatives each ({info['corpus']['creatives']['train']:,} creatives) |",
         f"| held-out world (seed) | {cfg['heldout_seed']}, {info['corpus']['creatives']['heldout']:,} creatives |",
         f"| task mix | {', '.join(f'{k} {v:.0%}' for k, v in cfg['mix'].items())} |",
-        f"| steps, examples seen | {info['global_step']:,}, {info['examples_seen']:,} |",
+        *(
+            [
+                f"| stage one: vision tower on the factors | {v['steps']:,} steps, "
+                f"{v['images_seen']:,} images, {v['seconds'] / 60:.1f} min; held-out "
+                + ", ".join(f"{k} {a:.2f}" for k, a in v["heldout_accuracy"].items())
+                + " |"
+            ]
+            if (v := info.get("vision_stage"))
+            else []
+        ),
+        f"| vision tower in stage two | {'kept as stage one left it' if info.get('freeze_vision') else 'trained'} |",
+        f"| stage two: steps, examples seen | {info['global_step']:,}, {info['examples_seen']:,} |",
         f"| wall clock (this run) | {info['train_seconds_this_run'] / 60:.1f} min |",
         f"| final training loss | {info['train_loss']:.4f} |",
         f"| held-out examples scored | {info['heldout']['n']} |",
@@ -209,6 +250,20 @@ def write_card(out: Path, info: dict[str, Any]) -> None:
             if t in by_task
         ]
         lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    side = int(info["corpus"]["pixel_bounds"][1] ** 0.5)
+    weak = sorted(f for f, v in info["heldout"]["by_field"].items() if v["accuracy"] < 0.9)
+    lines += [
+        "",
+        "## What it cannot see",
+        "",
+        f"Creatives are rendered at {cfg['image_size']} px and seen at {side} px. The words of "
+        "in-image text (selling point, call to action, price digits) are not asked for: legible "
+        f"type is about {side * 32 // 448} px high there, illegible type about "
+        f"{max(1, side * 13 // 448)} px, so a description only names which text elements are "
+        "legibly there, or `faint` when some illegible text is.",
+        "",
+        "Fields under 90 % on the held-out world: " + (", ".join(weak) if weak else "none") + ".",
+    ]
     lines += [
         "",
         "## Rebuild",

@@ -89,6 +89,9 @@ def test_model_pretrain_builds_trains_scores_and_resumes(tmp_path: Path) -> None
     card = json.loads((out / "creative4u_run.json").read_text())
     assert card["stage"] == "pretrain" and card["global_step"] == 4
     assert card["heldout"]["n"] == 16 and "colour" in card["heldout"]["by_field"]
+    assert card["vision_stage"]["steps"] == 3 and set(
+        card["vision_stage"]["heldout_accuracy"]
+    ) == set(FACTORS)
     curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     assert [c["step"] for c in curve] == [2, 4]
     readme = (out / "README.md").read_text()
@@ -101,7 +104,9 @@ def test_model_pretrain_builds_trains_scores_and_resumes(tmp_path: Path) -> None
     log = run([*cmd, "--max_steps", "6"])
     assert "model init" not in log and "pretrain-corpus" not in log
     assert "resuming from" in log and "checkpoint-4" in log
-    assert json.loads((out / "creative4u_run.json").read_text())["global_step"] == 6
+    resumed = json.loads((out / "creative4u_run.json").read_text())
+    assert resumed["global_step"] == 6
+    assert "vision stage" not in log and resumed["vision_stage"] == card["vision_stage"]
 
 
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="no shipped base in this checkout")
@@ -127,11 +132,10 @@ def test_shipped_base_matches_model_init(tmp_path: Path) -> None:
 def test_shipped_base_sees_and_loads_in_vllm(tmp_path: Path) -> None:
     from datasets import load_from_disk
 
+    from creative4u.images import processor_pixel_bounds
     from creative4u.perception import evaluate
     from creative4u.vlm import load
     from data.pretrain_corpus import CorpusConfig, build_corpus
-
-    from creative4u.images import processor_pixel_bounds
 
     model, processor = load(str(SHIPPED))
 
@@ -152,5 +156,7 @@ def test_shipped_base_sees_and_loads_in_vllm(tmp_path: Path) -> None:
     for path, img in zip(paths, two["images"], strict=True):
         img.save(path)
     out = tmp_path / "vllm.json"
-    run([sys.executable, "tests/scripts/vllm_generate.py", str(SHIPPED), *map(str, paths), str(out)])
+    run(
+        [sys.executable, "tests/scripts/vllm_generate.py", str(SHIPPED), *map(str, paths), str(out)]
+    )
     assert json.loads(out.read_text())["base"][0]["generated_tokens"] > 0
