@@ -9,7 +9,7 @@ or a LoRA adapter are trained is the recipe's `finetune` field.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from creative4u.training import ModelArguments, PairDataArguments
@@ -19,7 +19,13 @@ logger = logging.getLogger("creative4u.sft")
 
 @dataclass
 class SFTScriptArguments(PairDataArguments):
-    """The data block of an SFT recipe (see `PairDataArguments`)."""
+    """The data block of an SFT recipe (see `PairDataArguments`), and how the loss weighs the
+    decision (`sft.loss`; 1 and 1 is TRL's plain token loss)."""
+
+    answer_weight: float = field(default=1.0, metadata={"help": "loss weight of the answer letter"})
+    verdict_weight: float = field(
+        default=1.0, metadata={"help": "loss weight of each Q3-Q9 verdict sign"}
+    )
 
 
 def main(script_args: SFTScriptArguments, training_args, model_args: ModelArguments) -> Path:
@@ -35,6 +41,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
         time_budget_callback,
     )
     from creative4u.validation import validation_accuracy
+    from sft.loss import decision_weighted_loss
 
     model, processor, pairs, train = prepare_run(
         script_args, training_args, model_args, with_completion=True
@@ -42,11 +49,17 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
     logger.info(
         "training on %d examples (%d pairs)", len(train), len(pairs[script_args.train_split])
     )
+    weighted = (script_args.answer_weight, script_args.verdict_weight) != (1.0, 1.0)
     trainer = SFTTrainer(
         model=model,
         args=training_args,
         train_dataset=train,
         processing_class=processor,
+        compute_loss_func=decision_weighted_loss(
+            processor.tokenizer, script_args.answer_weight, script_args.verdict_weight
+        )
+        if weighted
+        else None,
         peft_config=peft_config_for(model_args),
         callbacks=[time_budget_callback(script_args.max_train_seconds)],
     )
@@ -74,6 +87,9 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
             "stage": "sft",
             "base_model": model_args.model_name_or_path,
             "finetune": model_args.finetune,
+            "freeze_vision": model_args.freeze_vision,
+            "answer_weight": script_args.answer_weight,
+            "verdict_weight": script_args.verdict_weight,
             "dataset": script_args.dataset_path,
             "train_examples": len(train),
             "train_seconds": round(train_s, 1),
