@@ -151,6 +151,13 @@ def _client_args(p: argparse.ArgumentParser) -> None:
         "--max-model-len", type=int, default=4096, help="engine context length (with --model)"
     )
     p.add_argument(
+        "--m2fn",
+        default=None,
+        metavar="CKPT",
+        help="M2FN checkpoint: predicted CTRs next to the verdict (with --model; a server "
+        "loads its own with `serve --m2fn`)",
+    )
+    p.add_argument(
         "--api-key", default=None, help="API key for --server (or env CREATIVE4U_API_KEY)"
     )
     p.add_argument("--max-tokens", type=int, default=None, help="tokens to generate per order")

@@ -70,12 +70,17 @@ def run_local(args: argparse.Namespace, op: str, paths: list[str]) -> dict[str, 
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     opts = SelectOptions(**options_of(args))
+    scorer = None
+    if getattr(args, "m2fn", None):
+        from serve.server import load_ctr_scorer
+
+        scorer = load_ctr_scorer(args.m2fn)
 
     async def main() -> dict[str, Any]:
         engine = LocalEngine.from_model(args.model, args.adapter, max_model_len=args.max_model_len)
         await engine.start()
         try:
-            selector = Selector(engine, probe_answer=not args.no_probe)
+            selector = Selector(engine, probe_answer=not args.no_probe, ctr_scorer=scorer)
             if op == "select":
                 return await selector.select(images, args.query, args.title, opts)
             return await selector.rank(images, args.query, args.title, opts, ids=paths)
@@ -90,6 +95,8 @@ def _run(
 ) -> int:
     """One client path for select and rank: the server's endpoint or the in-process selector,
     then JSON or the readable table."""
+    if args.server and getattr(args, "m2fn", None):
+        raise ValueError("--m2fn goes with --model; a server loads its own with `serve --m2fn`")
     if args.server:
         body = {
             "creatives": creatives,
