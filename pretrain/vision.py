@@ -1,9 +1,9 @@
 """Stage one of pretraining: the vision tower learns the design factors directly.
 
 Measured on the `small` model: trained through the language model (describe and compare tasks),
-the vision tower had learnt colour and text but was still at chance on style, cue, person,
-layout and subject size after 500 steps of 32 examples; the same tower with one linear head per
-factor on its merged tokens reached 0.95-0.99 on those in 200-300 steps of 64 images. The
+the model had learnt colour and text after 500 steps of 32 examples but not style, cue, person,
+layout or subject size (0.24-0.43); the same tower with one linear head per factor on its merged
+tokens reached 0.89-0.99 on those in 300 steps of 64 images. The
 language model's gradient reaches the tower too weakly to build features from nothing, so the
 tower is trained first on its own, as Qwen2.5-VL's vision encoder was before the VLM stage. The
 heads are thrown away; the tower and its merger (whose output is what the language model reads)
