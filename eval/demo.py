@@ -1,11 +1,12 @@
 """`creative4u demo`: the product's main job, end to end, on its embedded defaults.
 
-Simulate the default world, build CreativePair, train M2FN, build the `small` model, CoT-SFT,
-GRPO with the M2FN reward, evaluate against the baselines, then show one explained selection and
+Simulate the default world, build CreativePair, train M2FN, CoT-SFT of the shipped perception-
+pretrained `small` base (`models/small-base`, rebuilt by `creative4u model pretrain`), GRPO with
+the M2FN reward, evaluate against the baselines, then show one explained selection and
 print the command that serves the selector. Each step runs the same command a user would run (so
 the demo exercises the real entry points), shows its progress and time, and is skipped on a rerun
 when its inputs have not changed (a step's key hashes its command and the keys of the steps it
-reads from).
+reads from, and the bytes of the files it names as inputs, such as the base's weights).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class Step:
     cmd: list[str]
     output: Path
     after: list[str] = field(default_factory=list)
+    inputs: list[Path] = field(default_factory=list)  # files whose bytes are part of the key
+
+
+# The pretrained base every demo starts from: it ships with the project, so nobody pretrains.
+BASE = Path("models/small-base")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +57,7 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
         "--config_file",
         "recipes/accelerate/cpu.yaml",
     ]
-    world, ds, m2fn, model = out / "world", out / "dataset", out / "m2fn", out / "model"
+    world, ds, m2fn, model = out / "world", out / "dataset", out / "m2fn", BASE
     sft, grpo, report = out / "sft", out / "grpo", out / "report"
     c4u = [*py, "-m", "creative4u"]
     return [
@@ -88,14 +94,8 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
             ["dataset"],
         ),
         Step(
-            "model",
-            "build the small from-scratch Qwen2.5-VL",
-            [*c4u, "model", "init", str(model), "--preset", "small", "--force"],
-            model / "config.json",
-        ),
-        Step(
             "sft",
-            "CoT-SFT (all parameters)",
+            "CoT-SFT of the shipped pretrained base",
             [
                 *launch,
                 "-m",
@@ -110,7 +110,8 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
                 str(sft),
             ],
             sft / "creative4u_run.json",
-            ["dataset", "model"],
+            ["dataset"],
+            [model / "model.safetensors"],
         ),
         Step(
             "grpo",
@@ -198,13 +199,21 @@ def select_command(example: dict, model: Path, m2fn: Path | None = None) -> list
 
 def step_key(step: Step, keys: dict[str, str]) -> str:
     h = hashlib.sha256(json.dumps([step.cmd[1:], [keys[a] for a in step.after]]).encode())
-    for recipe in (a for a in step.cmd if a.endswith(".yaml")):
-        h.update(Path(recipe).read_bytes())
+    for path in [*(Path(a) for a in step.cmd if a.endswith(".yaml")), *step.inputs]:
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    if not (BASE / "model.safetensors").is_file():
+        print(
+            f"creative4u demo: the pretrained base {BASE} is missing; it ships with the project "
+            "(run from the repository root), or rebuild it with "
+            "`creative4u model pretrain --config recipes/small/pretrain.yaml`",
+            file=sys.stderr,
+        )
+        return 2
     state_dir = out / ".steps"
     state_dir.mkdir(parents=True, exist_ok=True)
     keys: dict[str, str] = {}
@@ -251,7 +260,10 @@ def run(args: argparse.Namespace) -> int:
         f"(users clicked {example['label']} more)"
     )
     print("  creative4u " + shlex.join(cmd[3:]), flush=True)
-    subprocess.run(cmd, env=env)
+    res = subprocess.run(cmd, env=env)
+    if res.returncode != 0:
+        print(f"one explained selection: failed (exit {res.returncode})", file=sys.stderr)
+        return res.returncode
     print("\nserve the selector with its UI:")
     print(
         f"  creative4u serve --model {out / 'grpo'} --m2fn {out / 'm2fn'}   # then open http://127.0.0.1:8000/ui"

@@ -147,19 +147,29 @@ def test_demo_exports_an_example_for_select(tmp_path: Path) -> None:
     assert cmd[3:6] == ["select", str(ex["a"]), str(ex["b"])]
     assert cmd[cmd.index("--m2fn") + 1] == str(tmp_path / "m2fn")
     assert cmd[cmd.index("--query") + 1] == row["query"]
+    from creative4u.cli import build_parser
+
+    parsed = build_parser().parse_args(cmd[3:])  # the command `select` really accepts
+    assert parsed.m2fn == str(tmp_path / "m2fn") and parsed.model == str(tmp_path / "grpo")
 
 
 def test_demo_step_keys_follow_their_inputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A rerun reuses a step only while its command, its recipe and the steps it reads from are
-    unchanged: editing the SFT recipe invalidates SFT, GRPO and the report, not the data steps."""
+    """A rerun reuses a step only while its command, its recipe, its input files and the steps it
+    reads from are unchanged: editing the SFT recipe or the base's weights invalidates SFT, GRPO
+    and the report, not the data steps."""
     import shutil
 
+    import eval.demo as demo
     from eval.demo import step_key, steps
 
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)  # the demo's recipe paths are relative to the repository
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "model.safetensors").write_bytes(b"weights v1")
+    monkeypatch.setattr(demo, "BASE", base)
 
     def keys(plan) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -183,6 +193,9 @@ def test_demo_step_keys_follow_their_inputs(
     after = keys(plan())
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"sft", "grpo", "report"}
+    (base / "model.safetensors").write_bytes(b"weights v2")
+    again = keys(plan())
+    assert {name for name in after if after[name] != again[name]} == {"sft", "grpo", "report"}
     assert (
         keys([*steps(tmp_path / "demo", 100)])["report"]
         != keys(steps(tmp_path / "demo", 300))["report"]
@@ -227,3 +240,11 @@ def test_demo_rerun_skips_finished_steps(tmp_path: Path, monkeypatch: pytest.Mon
     ran.clear()
     assert demo.run(args) == 0
     assert [r for r in ran if r in first] == ["sft"]
+
+    def failing_select(cmd, env=None):
+        return subprocess.CompletedProcess(
+            cmd, 0 if cmd in [s.cmd for s in demo.steps(out, 300)] else 2
+        )
+
+    monkeypatch.setattr(demo.subprocess, "run", failing_select)
+    assert demo.run(args) == 2  # a failed last step fails the demo
