@@ -39,7 +39,9 @@ def main() -> None:
     def creatives(split, limit):
         seen, out = set(), []
         for row in split.select(range(min(limit, len(split)))):
-            for cid, img, f in zip(row["creative_ids"], row["images"], json.loads(row["factors"]), strict=True):
+            for cid, img, f in zip(
+                row["creative_ids"], row["images"], json.loads(row["factors"]), strict=True
+            ):
                 if cid not in seen:
                     seen.add(cid)
                     out.append((img, f))
@@ -47,7 +49,9 @@ def main() -> None:
 
     train, held = creatives(ds["train"], 20000), creatives(ds["heldout"], 1000)
     values = {k: sorted({f[k] for _, f in train + held}) for k in FACTORS}
-    print(len(train), "train creatives", len(held), "held-out", {k: len(v) for k, v in values.items()})
+    print(
+        len(train), "train creatives", len(held), "held-out", {k: len(v) for k, v in values.items()}
+    )
 
     def encode(items):
         batch = proc.image_processor(images=[i for i, _ in items], return_tensors="pt")
@@ -56,7 +60,9 @@ def main() -> None:
 
     visual = model.model.visual
     hidden = model.config.text_config.hidden_size
-    heads = torch.nn.ModuleDict({k: torch.nn.Linear(16 * hidden, len(v)) for k, v in values.items()})
+    heads = torch.nn.ModuleDict(
+        {k: torch.nn.Linear(16 * hidden, len(v)) for k, v in values.items()}
+    )
     params = list(visual.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
 
