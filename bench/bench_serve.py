@@ -8,7 +8,7 @@ The three run one after the other in one run, so the ratios compare like with li
 machine at the same time. The API runs with the answer probe off so that it does exactly the
 generations the other two do.
 
-    python bench/bench_serve.py --model runs/demo/model --pairs 64 --max-tokens 64 [--concurrency 32]
+    python bench/bench_serve.py --model models/small-base --pairs 64 --max-tokens 64 [--concurrency 32]
 
 Without --model a tiny random model is built in a temporary folder (a smoke run, not a measurement
 of anything but overheads). Results go to bench/results/serve.json.

@@ -3,7 +3,7 @@ control (SFT continued for the same training time), all evaluated on the same te
 orders, each accuracy with its 95 % interval and each difference with a paired interval.
 
     python bench/reason_to_select.py --dataset runs/demo/dataset --m2fn runs/demo/m2fn \
-        --model runs/demo/model --out bench/runs/rts [--sft-seconds 600 --grpo-seconds 600]
+        --model models/small-base --out bench/runs/rts [--sft-seconds 600 --grpo-seconds 600]
 
 Writes OUT/results.json and bench/results/reason_to_select.json, and prints the table. Run it on
 an otherwise idle machine: every stage is limited by wall-clock time.
