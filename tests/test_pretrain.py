@@ -53,9 +53,10 @@ def test_corpus_is_built_without_clicks(tiny_model: Path, tmp_path: Path) -> Non
         f" train_examples=120, heldout_examples=30)\n"
         f"build_corpus({str(out)!r}, cfg, processor_pixel_bounds(load_processor({str(tiny_model)!r})),"
         " progress=False)\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('data.'))))\n"
+        "print('MODULES', json.dumps(sorted(m for m in sys.modules if m.startswith('data.'))))\n"
     )
-    modules = json.loads(run([sys.executable, "-c", script]).strip().splitlines()[-1])
+    log = run([sys.executable, "-c", script])
+    modules = json.loads(next(x for x in log.splitlines() if x.startswith("MODULES "))[8:])
     assert "data.sim.render" in modules and "data.sim.world" in modules
     assert "data.sim.clicks" not in modules and "data.sim.truth" not in modules
 
