@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,11 +257,8 @@ def generate_texts(
     import torch
 
     tok = processor.tokenizer
-    was_training, use_cache = model.training, getattr(model.config, "use_cache", True)
-    model.eval()
-    model.config.use_cache = True
     out: list[str] = []
-    try:
+    with generating(model):
         for start in range(0, len(conversations), batch_size):
             convs = conversations[start : start + batch_size]
             batch = processor(
@@ -279,8 +277,19 @@ def generate_texts(
                 )
             prompt_len = batch["input_ids"].shape[1]
             out += tok.batch_decode(seqs[:, prompt_len:], skip_special_tokens=True)
+    return out
+
+
+@contextmanager
+def generating(model: Any) -> Iterator[None]:
+    """Generate with a model in the middle of training: eval mode and the KV cache on inside,
+    the training state put back after (trainers turn the cache off)."""
+    was_training, use_cache = model.training, getattr(model.config, "use_cache", True)
+    model.eval()
+    model.config.use_cache = True
+    try:
+        yield
     finally:
         model.config.use_cache = use_cache
         if was_training:
             model.train()
-    return out

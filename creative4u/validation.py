@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from creative4u.generation import PairRequest, TransformersGenerator
+from creative4u.generation import PairRequest, TransformersGenerator, generating
 from creative4u.metrics import order_records, summarise
 
 
@@ -29,17 +29,8 @@ def validation_accuracy(
             a, b = (row["image_b"], row["image_a"]) if swap else (row["image_a"], row["image_b"])
             reqs.append(PairRequest(row["query"], row["title"], a, b))
             labels.append((row["label"], swap))
-    was_training = model.training
-    model.eval()
-    use_cache = getattr(model.config, "use_cache", True)
-    model.config.use_cache = True
-    try:
-        with torch.inference_mode():
-            gens = TransformersGenerator(model, processor, batch_size=batch_size).generate(
-                reqs, max_new_tokens=max_new_tokens
-            )
-    finally:
-        model.config.use_cache = use_cache
-        if was_training:
-            model.train()
+    with generating(model), torch.inference_mode():
+        gens = TransformersGenerator(model, processor, batch_size=batch_size).generate(
+            reqs, max_new_tokens=max_new_tokens
+        )
     return summarise(order_records(gens, labels))

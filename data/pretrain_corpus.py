@@ -18,6 +18,7 @@ import argparse
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,18 +214,11 @@ def build_corpus(
             "train": sum(len(c) for _, c, _ in train_world),
             "heldout": sum(len(c) for _, c, _ in held_world),
         },
-        "tasks": {name: dict(sorted(_count(ds[name]["task"]).items())) for name in ds},
+        "tasks": {name: dict(sorted(Counter(ds[name]["task"]).items())) for name in ds},
         "seconds": round(time.time() - t0, 1),
     }
     (out / "corpus.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
-
-
-def _count(values: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
