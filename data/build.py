@@ -52,6 +52,7 @@ class BuildConfig:
     val_frac: float = 0.1
     test_frac: float = 0.1
     teacher: str = "features"
+    scene: str | None = None  # the scene teacher's creatives.parquet (default: beside LOGS)
     teacher_url: str | None = None
     teacher_model: str | None = None
     teacher_api_key: str = "EMPTY"
@@ -117,7 +118,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--feature-cache", default=None, help="folder caching measured features across builds"
     )
     t = p.add_argument_group("rationale teacher")
-    t.add_argument("--teacher", choices=TEACHERS, default=d.teacher)
+    t.add_argument(
+        "--teacher",
+        choices=TEACHERS,
+        default=d.teacher,
+        help="who writes the rationales: features (measured pixels, any log), scene (a "
+        "CreativeSim world's scene record: its true per-dimension comparisons), openai (a VLM)",
+    )
+    t.add_argument(
+        "--scene",
+        default=None,
+        help="the scene teacher's creatives.parquet (default: beside LOGS)",
+    )
     t.add_argument("--teacher-url", default=None, help="OpenAI-compatible base URL (…/v1)")
     t.add_argument("--teacher-model", default=None, help="model name the endpoint serves")
     t.add_argument(
@@ -159,6 +171,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         val_frac=args.val_frac,
         test_frac=args.test_frac,
         teacher=args.teacher,
+        scene=args.scene,
         teacher_url=args.teacher_url,
         teacher_model=args.teacher_model,
         teacher_api_key=args.teacher_api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
@@ -231,6 +244,19 @@ def _truth_column(pairs: Any, truth_file: Path) -> list[str]:
         a, b = index.get((ca, q)), index.get((cb, q))
         out.append("" if a is None or b is None else json.dumps(truth_record(a, b)))
     return out
+
+
+def _scene_rationales(cfg: BuildConfig, rows: list[dict], truth: list[str] | None) -> list[str]:
+    """The scene teacher's rationales: it needs the world's scene record and its truth table."""
+    from data.teachers import scene as scene_teacher
+
+    if truth is None:
+        raise ValueError(
+            "--teacher scene needs the simulator's truth table (truth.parquet beside LOGS, or "
+            "--truth PATH); for a click log without one use --teacher features or openai"
+        )
+    scene = Path(cfg.scene) if cfg.scene else Path(cfg.logs).parent / scene_teacher.SCENE_FILE
+    return scene_teacher.rationales(rows, scene_teacher.load_scene(scene), truth)
 
 
 def _oracle(pairs: Any) -> dict[str, dict]:
@@ -331,6 +357,7 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
     from data.ingest import ingest
     from data.pairs import assign, label_pairs, mine_pairs, split_products
     from data.teachers import features as features_teacher
+    from data.teachers import scene as scene_teacher
 
     if cfg.teacher == "openai" and not (cfg.teacher_url and cfg.teacher_model):
         raise ValueError("--teacher openai needs --teacher-url and --teacher-model")
@@ -368,9 +395,14 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         features_table(feats).to_parquet(out / "features.parquet", index=False)
 
         rows = table.to_dict("records")
-        rationales = features_teacher.rationales(rows, feats)
-        sources = [features_teacher.SOURCE if r["label"] else "" for r in rows]
+        truth_col = _truth_column(table, truth_file) if truth_file is not None else None
         teacher_card: dict[str, Any] = {"name": cfg.teacher}
+        if cfg.teacher == "scene":
+            rationales = _scene_rationales(cfg, rows, truth_col)
+            sources = [scene_teacher.SOURCE if r["label"] else "" for r in rows]
+        else:
+            rationales = features_teacher.rationales(rows, feats)
+            sources = [features_teacher.SOURCE if r["label"] else "" for r in rows]
         if cfg.teacher == "openai":
             from data.teachers.openai_teacher import OpenAITeacher, OpenAITeacherConfig
 
@@ -405,8 +437,8 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         if "category" in table.columns:
             columns.append("category")
             table["category"] = table["category"].fillna("").astype(str)
-        if truth_file is not None:
-            table[TRUTH_COLUMN] = _truth_column(table, truth_file)
+        if truth_col is not None:
+            table[TRUTH_COLUMN] = truth_col
             columns.append(TRUTH_COLUMN)
         table = table[[*columns, "split"]]
         for c in ("impressions_a", "impressions_b"):

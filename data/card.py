@@ -135,6 +135,14 @@ def render_card(c: dict[str, Any]) -> str:
             *(f"| {d} | {_pct(v)} |" for d, v in agree["per_dimension"].items()),
             "",
         ]
+    if c["teacher"].get("name") == "scene":
+        lines += [
+            "The scene teacher reads what the simulator drew, so its verdicts are the true "
+            "comparisons: this agreement is the teacher's by construction. How often the trained "
+            "selector's own verdicts match the truth is measured by `creative4u eval` (rationale "
+            "faithfulness).",
+            "",
+        ]
     if rc:
         lines += [
             "The rationale ceiling is what a model that writes these verdicts exactly, and weighs "

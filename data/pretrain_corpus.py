@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from creative4u.paths import ensure_writable_dir
+from data.sim.scene import visible_factors
 
 # Task mix: two-creative tasks dominate, because the selector's prompt shows two creatives.
 DEFAULT_MIX = {
@@ -46,42 +47,6 @@ class CorpusConfig:
     image_size: int = 448  # rendered size, as `data simulate` renders
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     seed: int = 0
-
-
-def visible_factors(c: Any) -> dict[str, str]:
-    """A CreativeSim creative's design factors as the perception tasks name them.
-
-    Text is listed only when it is set legibly: illegible type is 3-4 px high at the small model's
-    resolution, so a description can only say that some faint text is there."""
-    present = [
-        name
-        for name, value in zip(
-            ("selling point", "price badge", "call to action"),
-            (c.selling_point, c.price, c.cta),
-            strict=True,
-        )
-        if value
-    ]
-    if not present:
-        text = "none"
-    elif c.legible:
-        text = ", ".join(present)
-    else:
-        text = "faint"
-    return {
-        "colour": c.shown_colour,
-        "style": c.style,
-        "cue": c.intent or "none",
-        "text": text,
-        "person": c.person,
-        "layout": {"pip": "picture-in-picture"}.get(c.layout, c.layout),
-        "subject": c.size,
-        # a cropped subject is pushed to the edge, whatever its vertical placement
-        "position": "centred" if c.centred and not c.cropped else "off-centre",
-        "crop": "cropped" if c.cropped else "complete",
-        "colours": "clashing" if c.clash else "harmonious",
-        "background": "cluttered" if c.clutter else "plain",
-    }
 
 
 def _world(seed: int, products: int, image_size: int, bounds: tuple[int, int, int], desc: str):
