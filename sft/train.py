@@ -41,7 +41,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
         time_budget_callback,
     )
     from creative4u.validation import validation_accuracy
-    from sft.loss import decision_weighted_loss
+    from sft.loss import decision_weighted_trainer
 
     model, processor, pairs, train = prepare_run(
         script_args, training_args, model_args, with_completion=True
@@ -49,17 +49,16 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
     logger.info(
         "training on %d examples (%d pairs)", len(train), len(pairs[script_args.train_split])
     )
-    weighted = (script_args.answer_weight, script_args.verdict_weight) != (1.0, 1.0)
-    trainer = SFTTrainer(
+    trainer_cls = SFTTrainer
+    if (script_args.answer_weight, script_args.verdict_weight) != (1.0, 1.0):
+        trainer_cls = decision_weighted_trainer(
+            SFTTrainer, processor.tokenizer, script_args.answer_weight, script_args.verdict_weight
+        )
+    trainer = trainer_cls(
         model=model,
         args=training_args,
         train_dataset=train,
         processing_class=processor,
-        compute_loss_func=decision_weighted_loss(
-            processor.tokenizer, script_args.answer_weight, script_args.verdict_weight
-        )
-        if weighted
-        else None,
         peft_config=peft_config_for(model_args),
         callbacks=[time_budget_callback(script_args.max_train_seconds)],
     )
