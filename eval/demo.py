@@ -69,7 +69,7 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
         ),
         Step(
             "dataset",
-            "build CreativePair with feature-teacher rationales",
+            "build CreativePair with scene-teacher rationales",
             [
                 *c4u,
                 "data",
@@ -80,6 +80,8 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
                 str(world / "images"),
                 "--out",
                 str(ds),
+                "--teacher",
+                "scene",
                 "--keep-unlabelled",
                 "--force",
             ],
