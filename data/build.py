@@ -398,11 +398,10 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         truth_col = _truth_column(table, truth_file) if truth_file is not None else None
         teacher_card: dict[str, Any] = {"name": cfg.teacher}
         if cfg.teacher == "scene":
-            rationales = _scene_rationales(cfg, rows, truth_col)
-            sources = [scene_teacher.SOURCE if r["label"] else "" for r in rows]
+            rationales, source = _scene_rationales(cfg, rows, truth_col), scene_teacher.SOURCE
         else:
-            rationales = features_teacher.rationales(rows, feats)
-            sources = [features_teacher.SOURCE if r["label"] else "" for r in rows]
+            rationales, source = features_teacher.rationales(rows, feats), features_teacher.SOURCE
+        sources = [source if r["label"] else "" for r in rows]
         if cfg.teacher == "openai":
             from data.teachers.openai_teacher import OpenAITeacher, OpenAITeacherConfig
 

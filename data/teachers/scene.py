@@ -53,8 +53,9 @@ def query_word(query: str) -> str | None:
     return next((w for w in query.lower().split() if w in QUERY_WORDS), None)
 
 
-def _pair(a: str, b: str) -> str:
-    return f"both {a}" if a == b else f"A {a}, B {b}"
+def _pair(a: str, b: str, sep: str = ", ") -> str:
+    """`both x`, or `A x, B y` (`sep` "; " where the values hold commas themselves)."""
+    return f"both {a}" if a == b else f"A {a}{sep}B {b}"
 
 
 def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str) -> dict[str, str]:
@@ -72,8 +73,7 @@ def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str
     return {
         "Q3": q3,
         "Q4": q4,
-        "Q5": "text "
-        + (f"both {fa['text']}" if fa["text"] == fb["text"] else f"A {fa['text']}; B {fb['text']}"),
+        "Q5": "text " + _pair(fa["text"], fb["text"], "; "),
         "Q6": _pair(fa["person"], fb["person"]),
         "Q7": _pair(fa["layout"], fb["layout"]),
         "Q8": _pair(
