@@ -255,6 +255,8 @@ def _background_colour(a: np.ndarray) -> np.ndarray:
             a[y0:y1, w - i : w - o].reshape(-1, 3),
         ]
     )
+    if len(ring) == 0:  # a strip a few pixels across has no inner ring: use all of it
+        ring = a.reshape(-1, 3)
     q = (ring // 16).astype(np.int32)
     keys = q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2]
     best = np.bincount(keys).argmax()

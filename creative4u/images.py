@@ -4,6 +4,14 @@ Any accepted input (a file path, raw bytes, a data URL, or a PIL image) becomes 
 Unusual but valid images are converted, not refused: CMYK JPEG, alpha (composited on white),
 16-bit greyscale, palette images, animated GIF/WebP (first frame). Decompression bombs and
 corrupt files raise `ImageError` with a message that says what is wrong.
+
+The admission rule, the same on every path (API, CLI, data build, training, evaluation, UI):
+- decoded size above the pixel limit (`max_pixels`): refused with `ImageError` (a 4xx on the API,
+  a quarantine reason in a click log);
+- any other shape is fitted by `fit_to_pixels`: a banner or strip more elongated than the model's
+  pixel budget allows (`aspect_bound`) is padded on white to that aspect ratio first, a tiny image
+  is scaled up, a large one down. Without the padding `smart_resize` raises on ratios above 200
+  and, below that, gives a strip more visual tokens than the processor's budget.
 """
 
 from __future__ import annotations
@@ -122,19 +130,58 @@ def load_image(
         raise ImageError(f"corrupt or truncated image: {e}") from e
 
 
+MAX_ASPECT_RATIO = 200
+"""`smart_resize` (qwen-vl-utils and transformers alike) refuses images more elongated than this."""
+
+PAD_COLOUR = (255, 255, 255)
+"""What an elongated creative is padded with: white, as transparent pixels are composited."""
+
+
+def aspect_bound(max_pixels: int, factor: int = 28) -> float:
+    """The most elongated shape `smart_resize` can fit within `max_pixels`: its short side one
+    `factor` wide and its long side `max_pixels / factor` long (capped at `MAX_ASPECT_RATIO`).
+    Beyond it the resize either raises or spends more visual tokens than the budget."""
+    return max(1.0, min(float(MAX_ASPECT_RATIO), max_pixels / factor**2))
+
+
+def pad_to_aspect(img: Image.Image, max_ratio: float, max_long_side: int) -> Image.Image:
+    """`img` centred on a white canvas just wide enough that long / short <= `max_ratio`.
+
+    A long side beyond `max_long_side` (the longest side the fitted image can have) is scaled down
+    first, so a 40000 x 1 strip never becomes a 40000 x 200 canvas in memory.
+    """
+    w, h = img.size
+    if max(w, h) <= max_ratio * min(w, h):
+        return img
+    long_side = max(w, h)
+    if long_side > max_long_side:
+        scale = max_long_side / long_side
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        img = img.resize((w, h), Image.Resampling.BICUBIC)
+    size = (w, math.ceil(w / max_ratio)) if w >= h else (math.ceil(h / max_ratio), h)
+    canvas = Image.new("RGB", size, PAD_COLOUR)
+    canvas.paste(img.convert("RGB"), ((size[0] - w) // 2, (size[1] - h) // 2))
+    return canvas
+
+
 def fit_to_pixels(
     img: Image.Image, min_pixels: int, max_pixels: int, factor: int = 28
 ) -> Image.Image:
-    """Resize to qwen-vl-utils' `smart_resize` bounds (sides multiples of `factor`).
+    """Resize to qwen-vl-utils' `smart_resize` bounds (sides multiples of `factor`), padding an
+    elongated image to `aspect_bound` first (the module's admission rule).
 
-    Applying it before the processor makes the processor's own resize a no-op, so the pixels the
-    model sees do not depend on which code path (TRL, transformers, vLLM) fed it.
+    Applying it before the processor makes the pixels the model sees independent of which code
+    path (TRL, transformers, vLLM) fed it, and no shape can make the processor raise.
     """
     from qwen_vl_utils import smart_resize
 
+    bound = aspect_bound(max_pixels, factor)
+    img = pad_to_aspect(img, bound, max_long_side=max(factor, math.isqrt(int(max_pixels * bound))))
     h, w = smart_resize(
         img.height, img.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
     )
+    if h * w > max_pixels:  # scaling up to `min_pixels` rounds up past the budget: round down
+        h, w = smart_resize(h, w, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
     if (w, h) == img.size:
         return img
     return img.resize((w, h), Image.Resampling.BICUBIC)

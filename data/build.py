@@ -8,6 +8,10 @@ measure every creative once, write a rationale per labelled pair (features teach
 OpenAI-compatible VLM with the features teacher as fallback), and save the `DatasetDict` with
 `impressions.parquet`, `quarantine.parquet`, `features.parquet`, `README.md` and `card.json`
 beside it. Deterministic under `--seed` (the VLM teacher through its reply cache).
+
+Resumable: ingestion and every creative's measured features are kept in `OUT/.stages` keyed by
+their inputs (`data.stages`), and the VLM teacher's replies in its reply cache, so rerunning a
+killed build (same command, no `--force` needed) redoes only what had not finished.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class BuildConfig:
     ocr: bool = True
     feature_cache: str | None = None
     force: bool = False
+    resume: bool = True  # reuse finished stages in OUT/.stages whose inputs are unchanged
     progress: bool = True
 
 
@@ -81,7 +86,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="simulator truth table (default: truth.parquet beside LOGS if present; 'none' to skip)",
     )
-    io.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    io.add_argument("--force", action="store_true", help="overwrite a finished dataset in --out")
+    io.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="redo every stage (default: reuse the finished stages an earlier run of the same "
+        "inputs left in OUT/.stages, so a killed build resumes)",
+    )
     lab = p.add_argument_group("labelling")
     lab.add_argument("--rule", choices=RULES, default="creative4u")
     lab.add_argument(
@@ -115,7 +126,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ft.add_argument("--workers", type=int, default=d.workers, help="threads measuring images (OCR)")
     ft.add_argument("--no-ocr", action="store_true", help="skip OCR (text features read as none)")
     ft.add_argument(
-        "--feature-cache", default=None, help="folder caching measured features across builds"
+        "--feature-cache",
+        default=None,
+        help="folder caching measured features across builds (default: OUT/.stages/features)",
     )
     t = p.add_argument_group("rationale teacher")
     t.add_argument(
@@ -146,7 +159,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--teacher-cache",
         default=None,
-        help="reply cache folder (default: OUT/teacher_cache; rerun with --force to resume)",
+        help="reply cache folder (default: OUT/teacher_cache; a rerun reuses every reply in it)",
     )
     t.add_argument("--teacher-workers", type=int, default=d.teacher_workers)
     t.add_argument("--teacher-max-tokens", type=int, default=d.teacher_max_tokens)
@@ -184,6 +197,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         ocr=not args.no_ocr,
         feature_cache=args.feature_cache,
         force=args.force,
+        resume=not args.no_resume,
     )
 
 
@@ -342,6 +356,70 @@ def _clean(out: Path) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+    for p in out.glob(".build-*"):  # staging a killed build left behind
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _output_dir(cfg: BuildConfig) -> Path:
+    """OUT, if a build may write there: new, empty, an unfinished build (resumed), or --force."""
+    from creative4u.paths import ensure_writable_dir
+    from data.stages import STAGES_DIR
+
+    out = Path(cfg.out)
+    unfinished = (out / STAGES_DIR).is_dir() and not (out / "card.json").exists()
+    return out if unfinished else ensure_writable_dir(out, cfg.force)
+
+
+INGEST_VERSION = 1
+"""Bump when ingestion's output changes for the same inputs (old stage results are then unused)."""
+
+
+def _image_stamps(root: Path, names: list[str]) -> dict[str, Any]:
+    from data.stages import file_stamp
+
+    return {n: (file_stamp(root / n) if (root / n).is_file() else None) for n in names}
+
+
+def _ingest_stage(cfg: BuildConfig, con: Any, out: Path, staging: Path, store: Any) -> Any:
+    """`data.ingest.ingest`, or its finished result for the same log files and image root.
+
+    Reused only when every image the log names still has the size and modification time it had
+    (a fixed or newly added image is re-checked), so the quarantine stays true to the files.
+    """
+    from dataclasses import asdict
+
+    from data.ingest import IngestResult, ingest, resolve_inputs
+    from data.stages import file_stamp, stage_key
+
+    files, _ = resolve_inputs(cfg.logs)
+    root = Path(cfg.images)
+    key = stage_key(
+        {"v": INGEST_VERSION, "logs": [file_stamp(f) for f in files], "images": str(root.resolve())}
+    )
+    done = store.finished("ingest", key)
+    if done is not None:
+        saved = json.loads((done / "result.json").read_text())
+        if _image_stamps(root, list(saved["image_stamps"])) == saved["image_stamps"]:
+            con.execute(
+                "CREATE OR REPLACE TEMP VIEW valid AS SELECT * FROM "
+                f"read_parquet('{(done / 'valid.parquet').as_posix()}')"
+            )
+            shutil.copyfile(done / "quarantine.parquet", out / "quarantine.parquet")
+            fields = saved["result"]
+            fields["images"] = {k: Path(v) for k, v in fields["images"].items()}
+            return IngestResult(**fields)
+    with store.write("ingest", key) as tmp:
+        ing = ingest(con, cfg.logs, cfg.images, out / "quarantine.parquet", staging, cfg.progress)
+        con.execute(f"COPY (SELECT * FROM valid) TO '{(tmp / 'valid.parquet').as_posix()}'")
+        shutil.copyfile(out / "quarantine.parquet", tmp / "quarantine.parquet")
+        bad = [r[0] for r in con.execute("SELECT image FROM bad_images").fetchall()]
+        result = asdict(ing) | {"images": {k: str(v) for k, v in ing.images.items()}}
+        (tmp / "result.json").write_text(
+            json.dumps(
+                {"result": result, "image_stamps": _image_stamps(root, sorted([*ing.images, *bad]))}
+            )
+        )
+    return ing
 
 
 def build(cfg: BuildConfig) -> dict[str, Any]:
@@ -349,12 +427,10 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
     import duckdb
     import numpy as np
 
-    from creative4u.paths import ensure_writable_dir
     from data.aggregate import creative_query_ctr, write_impressions
     from data.baseline import feature_baseline, rationale_ceiling
     from data.card import write_card
     from data.featurize import features_table, measure_images
-    from data.ingest import ingest
     from data.pairs import assign, label_pairs, mine_pairs, split_products
     from data.teachers import features as features_teacher
     from data.teachers import scene as scene_teacher
@@ -364,14 +440,20 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
     if not Path(cfg.images).is_dir():
         raise FileNotFoundError(f"image root not found: {cfg.images}")
     truth_file = _truth_path(cfg)
-    out = ensure_writable_dir(cfg.out, cfg.force)
+    from data.stages import STAGES_DIR, StageStore, clear_temporaries
+
+    out = _output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     _clean(out)
+    store = StageStore(out / STAGES_DIR)
+    if not cfg.resume:
+        store.drop()
+    clear_temporaries(store.root)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
     try:
         con = duckdb.connect(str(staging / "build.duckdb"))  # on disk: large aggregates spill
         con.execute(f"SET temp_directory = '{staging / 'spill'}'")
-        ing = ingest(con, cfg.logs, cfg.images, out / "quarantine.parquet", staging, cfg.progress)
+        ing = _ingest_stage(cfg, con, out, staging, store)
         cq = creative_query_ctr(con, ing.context_columns)
         splits = split_products(
             sorted(cq["product_id"].unique()), cfg.val_frac, cfg.test_frac, cfg.seed
@@ -390,7 +472,7 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
             workers=cfg.workers,
             ocr=cfg.ocr,
             progress=cfg.progress,
-            cache_dir=Path(cfg.feature_cache) if cfg.feature_cache else None,
+            cache_dir=Path(cfg.feature_cache) if cfg.feature_cache else store.root / "features",
         )
         features_table(feats).to_parquet(out / "features.parquet", index=False)
 

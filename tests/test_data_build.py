@@ -531,3 +531,109 @@ def test_build_on_a_simulated_world(tmp_path: Path) -> None:
             assert parse(r["rationale"]).winner == r["label"] and json.loads(r["truth"])["winner"]
     feats = pd.read_parquet(tmp_path / "ds" / "features.parquet")
     assert len(feats) == 6 * 3 and (feats["text_words"] > 0).any()  # OCR read some text
+
+
+# ---- a killed build resumes at the stage that did not finish -----------------------------------
+
+
+class Killed(Exception):
+    """Stands in for the process being stopped in the middle of the teacher step."""
+
+
+def test_killed_build_resumes_without_redoing_ingestion_or_measuring(
+    world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import data.featurize
+    import data.ingest
+    from data.teachers import features as features_teacher
+
+    calls = {"ingest": 0, "measure": 0}
+    real_ingest, real_measure = data.ingest.ingest, data.featurize._measure_one
+
+    def counted_ingest(*a, **k):
+        calls["ingest"] += 1
+        return real_ingest(*a, **k)
+
+    def counted_measure(*a, **k):
+        calls["measure"] += 1
+        return real_measure(*a, **k)
+
+    def killed(*a, **k):
+        raise Killed
+
+    monkeypatch.setattr(data.ingest, "ingest", counted_ingest)
+    monkeypatch.setattr(data.featurize, "_measure_one", counted_measure)
+    real_teacher = features_teacher.rationales
+    monkeypatch.setattr(features_teacher, "rationales", killed)
+    out = tmp_path / "ds"
+    with pytest.raises(Killed):
+        run_build(world, out)
+    n_images = calls["measure"]  # every creative that is in a pair, measured once
+    assert calls["ingest"] == 1 and 0 < n_images <= len(list(world["images"].iterdir()))
+    assert not (out / "card.json").exists()
+
+    monkeypatch.setattr(features_teacher, "rationales", real_teacher)
+    card = run_build(world, out)  # the same command again: no --force needed for a resume
+    assert calls == {"ingest": 1, "measure": n_images}, "a stage that had finished was redone"
+    fresh = run_build(world, tmp_path / "fresh", resume=False)
+    assert card["rows"] == fresh["rows"] and card["splits"] == fresh["splits"]
+    got, want = load(out)["train"], load(tmp_path / "fresh")["train"]
+    assert got["pair_id"] == want["pair_id"] and got["rationale"] == want["rationale"]
+    assert (out / "quarantine.parquet").is_file()
+
+    # A finished build is not overwritten without --force; with it, a changed log is re-ingested
+    with pytest.raises(ValueError, match="--force"):
+        run_build(world, out)
+    logs = pd.read_parquet(world["logs"]).iloc[:-4]
+    changed = tmp_path / "logs.parquet"
+    logs.to_parquet(changed, index=False)
+    before = calls["ingest"]
+    card2 = run_build(world, out, logs=changed, force=True)
+    assert calls["ingest"] == before + 1 and card2["rows"]["in"] == len(logs)
+
+
+def test_a_changed_image_is_checked_again_on_resume(world: dict[str, Path], tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    shutil.copytree(world["images"], images)
+    logs = pd.read_parquet(world["logs"])
+    victim = logs["image"].iloc[0]
+    (images / victim).write_bytes(b"not a png at all")
+    w = {**world, "images": images}
+    first = run_build(w, tmp_path / "ds")
+    assert first["quarantine"].get("image unreadable", 0) > 0
+    shutil.copyfile(world["images"] / victim, images / victim)  # the advertiser fixes the file
+    again = run_build(w, tmp_path / "ds", force=True)
+    assert "image unreadable" not in again["quarantine"]
+    assert again["rows"]["kept"] == len(logs)
+
+
+def test_extreme_shapes_in_a_click_log_are_fitted_and_broken_ones_quarantined(
+    world: dict[str, Path], tmp_path: Path, tiny_model: Path
+) -> None:
+    from creative4u.images import prepare_image
+    from creative4u.vlm import load_processor
+
+    images = tmp_path / "images"
+    shutil.copytree(world["images"], images)
+    logs = pd.read_parquet(world["logs"])
+    strip, broken = logs["image"].unique()[:2]
+    Image.new("RGB", (12000, 20), (205, 35, 45)).save(images / strip)  # aspect ratio 600
+    (images / broken).write_bytes((images / broken).read_bytes()[:40])  # truncated PNG
+    card = run_build({**world, "images": images}, tmp_path / "ds")
+    q = pd.read_parquet(tmp_path / "ds" / "quarantine.parquet")
+    assert set(q["image"]) == {broken} and set(q["reason"]) == {"image unreadable"}
+    assert q["detail"].str.contains(broken, regex=False).all()
+    assert card["rows"]["kept"] == int((logs["image"] != broken).sum())
+    processor = load_processor(str(tiny_model))
+    dd = load(tmp_path / "ds")
+    rows = [
+        r
+        for s in dd.values()
+        for r in s
+        if strip in (r["creative_a"] + ".png", r["creative_b"] + ".png")
+    ]
+    assert rows, "the 12000 x 20 creative should be in pairs"
+    side = "image_a" if rows[0]["creative_a"] + ".png" == strip else "image_b"
+    fitted = prepare_image(rows[0][side], processor)
+    assert fitted.width % 28 == 0 and fitted.height % 28 == 0 and fitted.width > fitted.height
+    assert fitted.width * fitted.height <= 112 * 112

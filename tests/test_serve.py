@@ -78,6 +78,13 @@ def unusual_images() -> dict[str, tuple[bytes, str]]:
         "webp": (encode(rgb, "WEBP"), "image/webp"),
         "bmp": (encode(rgb, "BMP"), "image/bmp"),
         "animated_gif": (gif.getvalue(), "image/gif"),
+        # shapes the processor cannot take as they are: fitted (padded, scaled), not refused
+        "strip_12000x20": (
+            encode(Image.new("RGB", (12000, 20), (200, 40, 50)), "PNG"),
+            "image/png",
+        ),
+        "tower_2x300": (encode(Image.new("RGB", (2, 300), (200, 40, 50)), "PNG"), "image/png"),
+        "one_pixel": (encode(Image.new("RGB", (1, 1), (200, 40, 50)), "PNG"), "image/png"),
     }
 
 
