@@ -91,3 +91,22 @@ def load(
             model = model.merge_and_unload()
     model.eval()
     return model, processor
+
+
+def model_stamp(name_or_path: str, adapter: str | None = None) -> list[Any]:
+    """What identifies a checkpoint's weights cheaply: (file, size, modification time) of its
+    weight and config files, or the hub id itself. Results cached under one stamp (saved
+    evaluation answers) are not reused after the folder is retrained."""
+    out: list[Any] = []
+    for src in (name_or_path, adapter):
+        if src is None:
+            continue
+        p = Path(src)
+        if not p.is_dir():
+            out.append(str(src))
+            continue
+        for f in sorted(p.glob("*")):
+            if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name == "config.json"):
+                st = f.stat()
+                out.append([f.name, st.st_size, st.st_mtime_ns])
+    return out

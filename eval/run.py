@@ -1,5 +1,10 @@
 """Evaluate a selector on a CreativePair split: every pair in both orders, through the serving
-engine (vLLM) by default, against the baselines, into `report.md` + `metrics.json`."""
+engine (vLLM) by default, against the baselines, into `report.md` + `metrics.json`.
+
+Answers are generated in chunks and appended to `OUT/answers.jsonl` as they come (the `base`
+baseline's to `OUT/base_answers.jsonl`), under a fingerprint of what produced them: an eval
+killed half-way and rerun with the same arguments generates only the answers it lacks.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ class EvalConfig:
     baselines: list[str] = field(
         default_factory=lambda: ["chance", "oracle", "features", "m2fn", "base"]
     )
+    chunk: int = 64  # requests generated (and saved) at a time
+    progress: bool = True
 
 
 def requests_for(split: Any) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -98,6 +105,80 @@ def model_records(gens: list[Any], metas: list[dict[str, Any]]) -> list[dict[str
             }
         )
     return out
+
+
+def _fingerprint(cfg: EvalConfig, model: str, adapter: str | None) -> dict[str, Any]:
+    """What decides the answers: a saved answer is reused only under the same fingerprint."""
+    from creative4u.vlm import model_stamp
+
+    return {
+        "model": model,
+        "adapter": adapter,
+        "stamp": model_stamp(model, adapter),
+        "engine": cfg.engine,
+        "max_new_tokens": cfg.max_new_tokens,
+        "dataset": str(Path(cfg.dataset).resolve()),
+        "dataset_written_ns": (Path(cfg.dataset) / "dataset_dict.json").stat().st_mtime_ns,
+        "split": cfg.split,
+    }
+
+
+def _answer_key(meta: dict[str, Any]) -> str:
+    return f"{meta['pair_id']}|{int(meta['swapped'])}"
+
+
+def resumable_records(
+    path: Path,
+    fingerprint: dict[str, Any],
+    reqs: list[Any],
+    metas: list[dict[str, Any]],
+    make: Any,
+    max_new_tokens: int,
+    chunk: int = 64,
+    progress: bool = True,
+    desc: str = "answers",
+) -> list[dict[str, Any]]:
+    """Records for every request, reusing those `path` already holds under `fingerprint` and
+    appending the rest chunk by chunk (a kill loses at most one chunk)."""
+    from tqdm import tqdm
+
+    have: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        lines = path.read_text().splitlines()
+        head = json.loads(lines[0]) if lines else {}
+        if head.get("fingerprint") == fingerprint:
+            for line in lines[1:]:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # the line a kill cut short
+                    continue
+                have[rec["key"]] = rec["record"]
+    if not have:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+    todo = [i for i, m in enumerate(metas) if _answer_key(m) not in have]
+    if have:
+        logger.info("%s: %d of %d already in %s", desc, len(metas) - len(todo), len(metas), path)
+    if todo:
+        generator = make()
+        bar = tqdm(
+            total=len(metas),
+            initial=len(metas) - len(todo),
+            desc=desc,
+            unit="answer",
+            disable=not progress,
+        )
+        with path.open("a") as fh:
+            for start in range(0, len(todo), chunk):
+                idx = todo[start : start + chunk]
+                gens = generator.generate([reqs[i] for i in idx], max_new_tokens=max_new_tokens)
+                for rec in model_records(gens, [metas[i] for i in idx]):
+                    have[_answer_key(rec)] = rec
+                    fh.write(json.dumps({"key": _answer_key(rec), "record": rec}) + "\n")
+                fh.flush()
+                bar.update(len(idx))
+        bar.close()
+    return [have[_answer_key(m)] for m in metas]
 
 
 def model_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -178,10 +259,18 @@ def baseline_accuracy(
     if name == "base":
         if not cfg.base_model:
             return None
-        gens = make_generator(cfg.engine, cfg.base_model, None).generate(
-            reqs, max_new_tokens=cfg.max_new_tokens
+        records = resumable_records(
+            Path(cfg.out) / "base_answers.jsonl",
+            _fingerprint(cfg, cfg.base_model, None),
+            reqs,
+            metas,
+            lambda: make_generator(cfg.engine, cfg.base_model, None),
+            cfg.max_new_tokens,
+            cfg.chunk,
+            cfg.progress,
+            desc="base model answers",
         )
-        m = summarise(model_records(gens, metas))
+        m = summarise(records)
         return {k: m[k] for k in ("accuracy", "accuracy_ci", "n", "well_formed_rate")}
     raise ValueError(f"unknown baseline {name!r}")
 
@@ -199,11 +288,18 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         split = split.shuffle(seed=0).select(range(cfg.max_pairs))
     reqs, metas = requests_for(split)
     t0 = time.time()
-    gens = make_generator(cfg.engine, cfg.model, cfg.adapter).generate(
-        reqs, max_new_tokens=cfg.max_new_tokens
+    records = resumable_records(
+        Path(cfg.out) / "answers.jsonl",
+        _fingerprint(cfg, cfg.model, cfg.adapter),
+        reqs,
+        metas,
+        lambda: make_generator(cfg.engine, cfg.model, cfg.adapter),
+        cfg.max_new_tokens,
+        cfg.chunk,
+        cfg.progress,
+        desc="selector answers",
     )
     gen_s = time.time() - t0
-    records = model_records(gens, metas)
     metrics = model_metrics(records)
     baselines = {}
     for name in cfg.baselines:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve.admission import Admission
+from serve.admission import DEFAULT_BATCH_CAPACITY, Admission, admission_limits
 from serve.config import ServeConfig
 from serve.engines import Engine, GenParams
 from serve.errors import APIError, install_error_handlers
@@ -33,6 +34,8 @@ from serve.selection import CTRScorer, SelectOptions, Selector
 # --------------------------------------------------------------------------------------------
 # Request bodies of our own endpoints (unknown fields are refused: a typo must not go unnoticed)
 # --------------------------------------------------------------------------------------------
+
+logger = logging.getLogger("creative4u.serve")
 
 
 class CreativeIn(BaseModel):
@@ -184,13 +187,23 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         nonlocal admission
-        admission = Admission(cfg.max_concurrency, cfg.max_queue)
+        await engine.start()
+        admission = Admission(
+            *admission_limits(
+                engine.batch_capacity, cfg.request_timeout_s, cfg.max_concurrency, cfg.max_queue
+            )
+        )
+        logger.info(
+            "admission: %d requests at once, %d waiting (engine batch %s sequences)",
+            admission.max_concurrency,
+            admission.max_queue,
+            engine.batch_capacity or f"unknown, assumed {DEFAULT_BATCH_CAPACITY}",
+        )
         metrics.bind(
             lambda: admission.active if admission else 0,
             lambda: admission.waiting if admission else 0,
             lambda: engine.in_flight,
         )
-        await engine.start()
         try:
             yield
         finally:
@@ -272,7 +285,18 @@ def create_app(
     @app.get("/health")
     async def health() -> dict[str, Any]:
         await engine.check_health()
-        return {"status": "ok", "model": engine.model_name, "engine": engine.kind}
+        limits = (
+            {"max_concurrency": admission.max_concurrency, "max_queue": admission.max_queue}
+            if admission
+            else {}
+        )
+        return {
+            "status": "ok",
+            "model": engine.model_name,
+            "engine": engine.kind,
+            "batch_capacity": engine.batch_capacity,
+            "admission": limits,
+        }
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -76,7 +76,11 @@ def register_serve(parser: argparse.ArgumentParser) -> None:
         help="key for the URL engine (or env CREATIVE4U_UPSTREAM_API_KEY)",
     )
     parser.add_argument(
-        "--max-num-seqs", type=int, default=None, help="engine batch size limit (vLLM's default)"
+        "--max-num-seqs",
+        type=int,
+        default=None,
+        help="sequences the engine batches (local: vLLM's default; URL: the upstream's, which "
+        "sizes admission control)",
     )
 
     g = parser.add_argument_group("limits")
@@ -93,10 +97,13 @@ def register_serve(parser: argparse.ArgumentParser) -> None:
         "--max-concurrency",
         type=int,
         default=_CFG.max_concurrency,
-        help="requests worked on at once",
+        help="requests worked on at once (default: the engine's batch / 2, both orders of a pair)",
     )
     g.add_argument(
-        "--max-queue", type=int, default=_CFG.max_queue, help="requests allowed to wait (then 429)"
+        "--max-queue",
+        type=int,
+        default=_CFG.max_queue,
+        help="requests allowed to wait, then 429 (default: 4 full batches of requests)",
     )
     g.add_argument(
         "--request-timeout",

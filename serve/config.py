@@ -42,10 +42,12 @@ class ServeConfig:
     limits: Limits = field(default_factory=Limits)
     default_max_tokens: int = 256
     """The protocol answer is about 200 tokens; a trained model stops earlier on its own."""
-    max_concurrency: int = 4
-    """Requests worked on at once; each may hold many generations (a rank holds N*(N-1))."""
-    max_queue: int = 16
-    """Requests allowed to wait for a slot; beyond that the API answers 429 at once."""
+    max_concurrency: int | None = None
+    """Requests worked on at once (None: as many as fill the engine's batch, two sequences per
+    select; `serve.admission.admission_limits`). A rank holds up to N*(N-1) generations."""
+    max_queue: int | None = None
+    """Requests allowed to wait for a slot, beyond which the API answers 429 at once (None:
+    `QUEUE_ROUNDS` full batches' worth)."""
     request_timeout_s: float = 300.0
     allow_url_hosts: tuple[str, ...] = ()
     """Hosts whose http(s) image URLs may be fetched; empty means URL fetching is off."""

@@ -121,6 +121,12 @@ class Engine(ABC):
         self.started_at = int(time.time())
 
     @property
+    def batch_capacity(self) -> int | None:
+        """Sequences the engine runs in one batch (None when it cannot tell); admission control
+        sizes its limits from it."""
+        return None
+
+    @property
     def answer_token_ids(self) -> list[int] | None:
         tok = getattr(self.processor, "tokenizer", None)
         return label_token_ids(tok) if tok is not None else None
@@ -184,6 +190,11 @@ class LocalEngine(Engine):
         self.engine_kwargs = engine_kwargs
         self._llm: Any = None
         self._lora: Any = None
+        self._capacity: int | None = engine_kwargs.get("max_num_seqs")
+
+    @property
+    def batch_capacity(self) -> int | None:
+        return self._capacity
 
     @classmethod
     def from_model(
@@ -212,6 +223,7 @@ class LocalEngine(Engine):
 
         args = AsyncEngineArgs(**{"disable_log_stats": True, **self.engine_kwargs})
         self._llm = AsyncLLM.from_engine_args(args)
+        self._capacity = int(self._llm.vllm_config.scheduler_config.max_num_seqs)
         if self.ref.adapter:
             from vllm.lora.request import LoRARequest
 
@@ -373,8 +385,10 @@ class OpenAIEngine(Engine):
         upstream_model: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 300.0,
+        batch_capacity: int | None = None,
     ):
         super().__init__(processor, model_name)
+        self._capacity = batch_capacity  # the upstream's max_num_seqs, when the operator says
         self.base_url = openai_base_url(base_url)
         self.upstream_model = upstream_model
         self.api_key = api_key
@@ -393,6 +407,7 @@ class OpenAIEngine(Engine):
         upstream_model: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 300.0,
+        batch_capacity: int | None = None,
     ) -> OpenAIEngine:
         """`model` is the same folder or hub id the upstream serves: its processor sizes the images."""
         from creative4u.vlm import load_processor, resolve
@@ -405,7 +420,12 @@ class OpenAIEngine(Engine):
             upstream_model=upstream_model,
             api_key=api_key,
             timeout_s=timeout_s,
+            batch_capacity=batch_capacity,
         )
+
+    @property
+    def batch_capacity(self) -> int | None:
+        return self._capacity
 
     async def start(self) -> None:
         from openai import AsyncOpenAI

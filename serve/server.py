@@ -67,6 +67,7 @@ def engine_from_args(args: argparse.Namespace) -> Any:
         upstream_model=args.upstream_model,
         api_key=args.upstream_api_key or os.environ.get("CREATIVE4U_UPSTREAM_API_KEY") or None,
         timeout_s=args.request_timeout,
+        batch_capacity=args.max_num_seqs,
     )
 
 
@@ -112,8 +113,13 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        # Connections beyond this get 503 from uvicorn itself: a backstop behind admission control.
-        limit_concurrency=cfg.max_concurrency + cfg.max_queue + 32,
+        # Connections beyond this get 503 from uvicorn itself: a backstop behind admission
+        # control (whose own limits are sized from the engine once it has started).
+        limit_concurrency=(
+            cfg.max_concurrency + cfg.max_queue + 32
+            if cfg.max_concurrency is not None and cfg.max_queue is not None
+            else None
+        ),
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
     )

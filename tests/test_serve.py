@@ -132,6 +132,8 @@ def server(tiny_model: Path, adapter: Path, tmp_path_factory: pytest.TempPathFac
         "24",
         "--max-model-len",
         "2048",
+        "--max-num-seqs",
+        "16",
         "--max-image-bytes",
         "2MiB",
         "--max-body-bytes",
@@ -172,7 +174,11 @@ def oai(server: str):
 
 def test_models_and_health(http: httpx.Client, oai) -> None:
     assert [m.id for m in oai.models.list()] == ["creative4u"]
-    assert http.get("/health", headers={"Authorization": ""}).json()["status"] == "ok"
+    health = http.get("/health", headers={"Authorization": ""}).json()
+    assert health["status"] == "ok"
+    # vLLM batches 16 sequences (--max-num-seqs): 8 selects at once, 4 batches' worth waiting
+    assert health["batch_capacity"] == 16
+    assert health["admission"] == {"max_concurrency": 8, "max_queue": 32}
 
 
 def test_chat_completion_plain_and_streaming(oai) -> None:

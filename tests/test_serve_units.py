@@ -499,3 +499,18 @@ def test_slow_requests_time_out_with_504_and_the_server_goes_on() -> None:
         assert r.status_code == 504 and r.json()["error"]["type"] == "timeout_error"
         c.app.state.engine.delay_s = 0.0
         assert c.post("/v1/select", json=body).status_code == 200
+
+
+def test_admission_is_sized_from_the_engine() -> None:
+    from serve.admission import DEFAULT_BATCH_CAPACITY, QUEUE_ROUNDS, admission_limits
+
+    # a select is two sequences: a batch of 64 holds 32 requests; 4 batches may wait
+    assert admission_limits(64, 300.0) == (32, 32 * QUEUE_ROUNDS)
+    assert admission_limits(256, 300.0) == (128, 128 * QUEUE_ROUNDS)
+    assert admission_limits(1, 300.0) == (1, QUEUE_ROUNDS)  # never zero slots
+    assert admission_limits(None, 300.0)[0] == DEFAULT_BATCH_CAPACITY // 2
+    # a measured batch time shortens the queue to what the timeout allows
+    assert admission_limits(64, 300.0, batch_seconds=100.0) == (32, 64)
+    assert admission_limits(64, 300.0, batch_seconds=400.0) == (32, 0)
+    # explicit limits win
+    assert admission_limits(64, 300.0, max_concurrency=3, max_queue=5) == (3, 5)
