@@ -4,8 +4,9 @@
     python bench/run_all.py --skip serve
 
 Runs bench_train.py (data build, M2FN training, SFT and GRPO for the tiny and small models),
-bench_m2fn.py (M2FN scoring) and bench_serve.py (the engine, `/v1/select` and transformers on the
-same pairs, with a freshly built `small` model), then writes bench/results/summary.md and prints
+bench_m2fn.py (M2FN scoring), bench_serve.py (the engine, `/v1/select` and transformers on the
+same pairs, with a freshly built `small` model) and bench_load.py (`/v1/select` under 8, 32 and
+128 clients with the admission defaults, same model), then writes bench/results/summary.md and prints
 it. Each script keeps its own JSON in bench/results/. Run it on an otherwise idle machine: the
 ratios inside each benchmark are measured side by side, but the absolute rates depend on what else
 runs.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-BENCHES = ("train", "m2fn", "serve")
+BENCHES = ("train", "m2fn", "serve", "load")
 
 
 def run(script: str, *args: str) -> None:
@@ -96,6 +97,15 @@ def summary(results: Path) -> str:
             f"{q['engine_over_transformers']:.2f}x",
             "vLLM over transformers",
         )
+    if ld := load("load"):
+        adm = ld["admission"]
+        for r in ld["rows"]:
+            row(
+                f"/v1/select, {r['clients']} clients",
+                f"{r['answered']} answered, {r['refused']} refused",
+                f"p95 {r['latency_p95_s']} s, peak {r['peak_rss_gib']} GiB; admission "
+                f"{adm['max_concurrency']} running + {adm['max_queue']} waiting",
+            )
     lines = ["| benchmark | rate | note |", "|---|---|---|"]
     lines += rows
     return "\n".join(lines) + "\n"
@@ -114,7 +124,7 @@ def main() -> int:
         run("bench_train.py")
     if "m2fn" not in args.skip:
         run("bench_m2fn.py")
-    if "serve" not in args.skip:
+    if "serve" not in args.skip or "load" not in args.skip:
         with tempfile.TemporaryDirectory() as tmp:
             model = Path(tmp) / "small"
             subprocess.run(
@@ -133,7 +143,10 @@ def main() -> int:
                 check=True,
                 capture_output=True,
             )
-            run("bench_serve.py", "--model", str(model), "--pairs", str(args.serve_pairs))
+            if "serve" not in args.skip:
+                run("bench_serve.py", "--model", str(model), "--pairs", str(args.serve_pairs))
+            if "load" not in args.skip:
+                run("bench_load.py", "--model", str(model))
     table = summary(RESULTS)
     (RESULTS / "summary.md").write_text(
         "# Benchmarks on this machine\n\nWritten by `python bench/run_all.py`; the figures come "
