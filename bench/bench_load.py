@@ -5,8 +5,10 @@ One `creative4u serve` (its admission limits left to their engine-sized defaults
 next request as soon as the last one returned; a 429 counts as refused and is not retried (the
 client would back off). Reported per N: answered, refused, other errors, p50/p95 latency of the
 answered requests, throughput, and the peak resident memory of the server with its engine
-process, sampled every 0.2 s. The same server serves every N, one after the other, so the rows
-compare like with like.
+process, sampled every 0.2 s. The same server serves every N, one after the other; a second
+server with fixed limits (`--compare-limits`, by default the 4 running + 16 waiting served before
+the limits were sized from the engine) runs the same load right after, so the rows compare like
+with like.
 
     python bench/bench_load.py --model models/small-base --requests 200 --max-tokens 64
 
@@ -128,6 +130,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200, help="requests per client count")
     ap.add_argument("--clients", default="8,32,128")
     ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument(
+        "--compare-limits",
+        default="4,16",
+        help="also run a server with these explicit CONCURRENCY,QUEUE limits ('' to skip; "
+        "default: the fixed limits served before admission was sized from the engine)",
+    )
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args()
 
@@ -150,26 +158,39 @@ def main() -> None:
         }
         for _ in range(args.requests)
     ]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = serve_command(
-        model, port, "--max-tokens", str(args.max_tokens), "--max-model-len", "2048",
-        "--no-probe", "--log-level", "warning",
-    )  # fmt: skip
-    rows = []
-    with ServerProcess(
-        cmd, f"{base}/health", tmp / "server.log", env={"VLLM_CPU_KVCACHE_SPACE": "1"}, cwd=ROOT
-    ) as server:
-        health = httpx.get(f"{base}/health").json()
-        asyncio.run(load(f"{base}/v1/select", bodies[:4], 2))  # warm-up
-        for n in [int(c) for c in args.clients.split(",")]:
-            with PeakMemory(server.proc.pid) as mem:
-                row = asyncio.run(load(f"{base}/v1/select", bodies, n))
-            row = {"clients": n, **row, "peak_rss_gib": round(mem.peak / 2**30, 2)}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-            if not server.alive:
-                raise RuntimeError(f"the server died under load:\n{server.log_tail()}")
+    configs: list[tuple[str, list[str]]] = [("engine-sized defaults", [])]
+    if args.compare_limits:
+        c, q = args.compare_limits.split(",")
+        configs.append((f"fixed {c} + {q}", ["--max-concurrency", c, "--max-queue", q]))
+    rows, health = [], {}
+    for label, extra in configs:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        cmd = serve_command(
+            model, port, "--max-tokens", str(args.max_tokens), "--max-model-len", "2048",
+            "--no-probe", "--log-level", "warning", *extra,
+        )  # fmt: skip
+        log = tmp / f"server-{len(rows)}.log"
+        env = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+        with ServerProcess(cmd, f"{base}/health", log, env=env, cwd=ROOT) as server:
+            h = httpx.get(f"{base}/health").json()
+            health = health or h
+            asyncio.run(load(f"{base}/v1/select", bodies[:4], 2))  # warm-up
+            for n in [int(c) for c in args.clients.split(",")]:
+                with PeakMemory(server.proc.pid) as mem:
+                    row = asyncio.run(load(f"{base}/v1/select", bodies, n))
+                row = {
+                    "limits": label,
+                    "max_concurrency": h["admission"]["max_concurrency"],
+                    "max_queue": h["admission"]["max_queue"],
+                    "clients": n,
+                    **row,
+                    "peak_rss_gib": round(mem.peak / 2**30, 2),
+                }
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                if not server.alive:
+                    raise RuntimeError(f"the server died under load:\n{server.log_tail()}")
     result = {
         "model": args.model or "tiny (random weights)",
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus",
@@ -190,12 +211,14 @@ def main() -> None:
         f"{adm['max_concurrency']} requests at once, {adm['max_queue']} waiting. "
         f"{args.requests} requests per row, {args.max_tokens} tokens per order, no retries.",
         "",
-        "| clients | answered | refused (429) | errors | p50 s | p95 s | answered/s | peak RSS GiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| limits (running + waiting) | clients | answered | refused (429) | errors | p50 s | "
+        "p95 s | answered/s | peak RSS GiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['clients']} | {r['answered']} | {r['refused']} | {r['errors']} | "
+            f"| {r['limits']}: {r['max_concurrency']} + {r['max_queue']} | "
+            f"{r['clients']} | {r['answered']} | {r['refused']} | {r['errors']} | "
             f"{r['latency_p50_s']} | {r['latency_p95_s']} | {r['answered_per_s']} | {r['peak_rss_gib']} |"
         )
     (out / "load.md").write_text("\n".join(lines) + "\n")

@@ -98,13 +98,12 @@ def summary(results: Path) -> str:
             "vLLM over transformers",
         )
     if ld := load("load"):
-        adm = ld["admission"]
         for r in ld["rows"]:
             row(
                 f"/v1/select, {r['clients']} clients",
                 f"{r['answered']} answered, {r['refused']} refused",
-                f"p95 {r['latency_p95_s']} s, peak {r['peak_rss_gib']} GiB; admission "
-                f"{adm['max_concurrency']} running + {adm['max_queue']} waiting",
+                f"p95 {r['latency_p95_s']} s, peak {r['peak_rss_gib']} GiB; {r['limits']} "
+                f"({r['max_concurrency']} running + {r['max_queue']} waiting)",
             )
     lines = ["| benchmark | rate | note |", "|---|---|---|"]
     lines += rows
