@@ -543,12 +543,18 @@ class Killed(Exception):
 def test_killed_build_resumes_without_redoing_ingestion_or_measuring(
     world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import creative4u.features
     import data.featurize
     import data.ingest
     from data.teachers import features as features_teacher
 
-    calls = {"ingest": 0, "measure": 0}
+    calls = {"ingest": 0, "measure": 0, "ocr": 0}
     real_ingest, real_measure = data.ingest.ingest, data.featurize._measure_one
+    real_ocr = creative4u.features.ocr_words
+
+    def counted_ocr(*a, **k):
+        calls["ocr"] += 1
+        return real_ocr(*a, **k)
 
     def counted_ingest(*a, **k):
         calls["ingest"] += 1
@@ -563,19 +569,21 @@ def test_killed_build_resumes_without_redoing_ingestion_or_measuring(
 
     monkeypatch.setattr(data.ingest, "ingest", counted_ingest)
     monkeypatch.setattr(data.featurize, "_measure_one", counted_measure)
+    monkeypatch.setattr(creative4u.features, "ocr_words", counted_ocr)
     real_teacher = features_teacher.rationales
     monkeypatch.setattr(features_teacher, "rationales", killed)
     out = tmp_path / "ds"
     with pytest.raises(Killed):
-        run_build(world, out)
-    n_images = calls["measure"]  # every creative that is in a pair, measured once
+        run_build(world, out, ocr=True)
+    n_images = calls["measure"]  # every creative that is in a pair, measured (and OCR'd) once
     assert calls["ingest"] == 1 and 0 < n_images <= len(list(world["images"].iterdir()))
+    assert calls["ocr"] == n_images
     assert not (out / "card.json").exists()
 
     monkeypatch.setattr(features_teacher, "rationales", real_teacher)
-    card = run_build(world, out)  # the same command again: no --force needed for a resume
-    assert calls == {"ingest": 1, "measure": n_images}, "a stage that had finished was redone"
-    fresh = run_build(world, tmp_path / "fresh", resume=False)
+    card = run_build(world, out, ocr=True)  # the same command again: no --force for a resume
+    assert calls == {"ingest": 1, "measure": n_images, "ocr": n_images}, "a stage was redone"
+    fresh = run_build(world, tmp_path / "fresh", ocr=True, resume=False)
     assert card["rows"] == fresh["rows"] and card["splits"] == fresh["splits"]
     got, want = load(out)["train"], load(tmp_path / "fresh")["train"]
     assert got["pair_id"] == want["pair_id"] and got["rationale"] == want["rationale"]
