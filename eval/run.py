@@ -41,7 +41,7 @@ class EvalConfig:
     baselines: list[str] = field(
         default_factory=lambda: ["chance", "oracle", "features", "m2fn", "base"]
     )
-    chunk: int = 64  # requests generated (and saved) at a time
+    chunk: int = 256  # requests generated (and saved) at a time: two full vLLM CPU batches
     progress: bool = True
 
 
@@ -134,7 +134,7 @@ def resumable_records(
     metas: list[dict[str, Any]],
     make: Any,
     max_new_tokens: int,
-    chunk: int = 64,
+    chunk: int = 256,
     progress: bool = True,
     desc: str = "answers",
 ) -> list[dict[str, Any]]:
