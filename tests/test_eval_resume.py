@@ -78,9 +78,10 @@ def test_killed_eval_resumes_with_the_answers_it_had(
     assert counter["requests"] == 20
     for key in ("accuracy", "well_formed_rate", "first_slot_rate", "swap_agreement", "ece"):
         assert resumed[key] == whole[key], key
-    texts = lambda d: [
-        json.loads(x)["text"] for x in (d / "records.jsonl").read_text().splitlines()
-    ]  # noqa: E731
+
+    def texts(d: Path) -> list[str]:
+        return [json.loads(x)["text"] for x in (d / "records.jsonl").read_text().splitlines()]
+
     assert texts(out) == texts(tmp_path / "whole")
 
     # another model (or a retrained one) never reuses those answers
