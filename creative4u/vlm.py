@@ -94,9 +94,11 @@ def load(
 
 
 def model_stamp(name_or_path: str, adapter: str | None = None) -> list[Any]:
-    """What identifies a checkpoint's weights cheaply: (file, size, modification time) of its
-    weight and config files, or the hub id itself. Results cached under one stamp (saved
-    evaluation answers) are not reused after the folder is retrained."""
+    """What identifies a checkpoint's weights cheaply: the `file_stamp` of each weight and config
+    file, or the hub id itself. Results cached under one stamp (saved evaluation answers) are not
+    reused after the folder is retrained."""
+    from creative4u.paths import file_stamp
+
     out: list[Any] = []
     for src in (name_or_path, adapter):
         if src is None:
@@ -107,6 +109,5 @@ def model_stamp(name_or_path: str, adapter: str | None = None) -> list[Any]:
             continue
         for f in sorted(p.glob("*")):
             if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name == "config.json"):
-                st = f.stat()
-                out.append([f.name, st.st_size, st.st_mtime_ns])
+                out.append(file_stamp(f))
     return out

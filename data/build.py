@@ -375,7 +375,7 @@ INGEST_VERSION = 1
 
 
 def _image_stamps(root: Path, names: list[str]) -> dict[str, Any]:
-    from data.stages import file_stamp
+    from creative4u.paths import file_stamp
 
     return {n: (file_stamp(root / n) if (root / n).is_file() else None) for n in names}
 
@@ -388,8 +388,9 @@ def _ingest_stage(cfg: BuildConfig, con: Any, out: Path, staging: Path, store: A
     """
     from dataclasses import asdict
 
+    from creative4u.paths import file_stamp
     from data.ingest import IngestResult, ingest, resolve_inputs
-    from data.stages import file_stamp, stage_key
+    from data.stages import stage_key
 
     files, _ = resolve_inputs(cfg.logs)
     root = Path(cfg.images)

@@ -3,7 +3,7 @@
 A build of a real log spends minutes ingesting and measuring before the rationale teacher runs
 (an OpenAI-compatible VLM may then take hours). A build killed anywhere reruns from the stage
 that did not finish: each stage's result lives in `OUT/.stages/<stage>-<key>/`, where the key
-hashes everything the stage read (files by path, size and modification time, and the settings
+hashes everything the stage read (files by `creative4u.paths.file_stamp`, and the settings
 that change its output). A stage folder appears only once its result is complete (written to a
 temporary folder, then renamed), so a kill mid-stage leaves nothing half-done to trust.
 """
@@ -21,13 +21,6 @@ from typing import Any
 
 STAGES_DIR = ".stages"
 """The folder inside a dataset folder that holds the finished stages (never part of the dataset)."""
-
-
-def file_stamp(path: str | Path) -> list[Any]:
-    """What identifies a file's content cheaply: absolute path, size, modification time (ns)."""
-    p = Path(path)
-    st = p.stat()
-    return [str(p.resolve()), st.st_size, st.st_mtime_ns]
 
 
 def stage_key(payload: Any) -> str:

@@ -109,6 +109,7 @@ def model_records(gens: list[Any], metas: list[dict[str, Any]]) -> list[dict[str
 
 def _fingerprint(cfg: EvalConfig, model: str, adapter: str | None) -> dict[str, Any]:
     """What decides the answers: a saved answer is reused only under the same fingerprint."""
+    from creative4u.paths import file_stamp
     from creative4u.vlm import model_stamp
 
     return {
@@ -117,8 +118,7 @@ def _fingerprint(cfg: EvalConfig, model: str, adapter: str | None) -> dict[str, 
         "stamp": model_stamp(model, adapter),
         "engine": cfg.engine,
         "max_new_tokens": cfg.max_new_tokens,
-        "dataset": str(Path(cfg.dataset).resolve()),
-        "dataset_written_ns": (Path(cfg.dataset) / "dataset_dict.json").stat().st_mtime_ns,
+        "dataset": file_stamp(Path(cfg.dataset) / "dataset_dict.json"),
         "split": cfg.split,
     }
 

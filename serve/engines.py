@@ -119,12 +119,9 @@ class Engine(ABC):
         self.model_name = model_name
         self.in_flight = 0
         self.started_at = int(time.time())
-
-    @property
-    def batch_capacity(self) -> int | None:
+        self.batch_capacity: int | None = None
         """Sequences the engine runs in one batch (None when it cannot tell); admission control
         sizes its limits from it."""
-        return None
 
     @property
     def answer_token_ids(self) -> list[int] | None:
@@ -190,11 +187,7 @@ class LocalEngine(Engine):
         self.engine_kwargs = engine_kwargs
         self._llm: Any = None
         self._lora: Any = None
-        self._capacity: int | None = engine_kwargs.get("max_num_seqs")
-
-    @property
-    def batch_capacity(self) -> int | None:
-        return self._capacity
+        self.batch_capacity = engine_kwargs.get("max_num_seqs")
 
     @classmethod
     def from_model(
@@ -223,7 +216,7 @@ class LocalEngine(Engine):
 
         args = AsyncEngineArgs(**{"disable_log_stats": True, **self.engine_kwargs})
         self._llm = AsyncLLM.from_engine_args(args)
-        self._capacity = int(self._llm.vllm_config.scheduler_config.max_num_seqs)
+        self.batch_capacity = int(self._llm.vllm_config.scheduler_config.max_num_seqs)
         if self.ref.adapter:
             from vllm.lora.request import LoRARequest
 
@@ -388,7 +381,7 @@ class OpenAIEngine(Engine):
         batch_capacity: int | None = None,
     ):
         super().__init__(processor, model_name)
-        self._capacity = batch_capacity  # the upstream's max_num_seqs, when the operator says
+        self.batch_capacity = batch_capacity  # the upstream's max_num_seqs, when the operator says
         self.base_url = openai_base_url(base_url)
         self.upstream_model = upstream_model
         self.api_key = api_key
@@ -422,10 +415,6 @@ class OpenAIEngine(Engine):
             timeout_s=timeout_s,
             batch_capacity=batch_capacity,
         )
-
-    @property
-    def batch_capacity(self) -> int | None:
-        return self._capacity
 
     async def start(self) -> None:
         from openai import AsyncOpenAI
