@@ -35,7 +35,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_serve import QUERY, TITLE, make_creative, png_data_url  # noqa: E402
+from bench.bench_serve import QUERY, TITLE, make_creative  # noqa: E402
+from creative4u.images import to_data_url  # noqa: E402
 
 
 class PeakMemory:
@@ -148,7 +149,7 @@ def main() -> None:
 
         model = str(build(tmp / "tiny", preset="tiny", seed=0))
     rng = random.Random(0)
-    creatives = [png_data_url(make_creative(rng)) for _ in range(16)]
+    creatives = [to_data_url(make_creative(rng)) for _ in range(16)]
     bodies = [
         {
             "creatives": rng.sample(creatives, 2),

@@ -1,7 +1,7 @@
 """Throughput of `/v1/select` against the engine called directly and against transformers `generate`.
 
 The same pairs (both orders each, the same prompt, pixels and `max_tokens`) go through:
-  1. the serving engine called in process (`serve.engines.LocalEngine.complete_many`),
+  1. the serving engine called in process (`creative4u.engines.LocalEngine.complete_many`),
   2. the API over HTTP (`creative4u serve` in a subprocess, concurrent `/v1/select` requests),
   3. transformers `generate` (`creative4u.generation.TransformersGenerator`, batched).
 The three run one after the other in one run, so the ratios compare like with like on the same
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import io
 import json
 import os
 import platform
@@ -36,6 +34,8 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from creative4u.images import to_data_url  # noqa: E402
 
 QUERY, TITLE = "red summer dress", "Nova elegant red summer dress"
 
@@ -54,12 +54,6 @@ def make_creative(rng: random.Random, size: tuple[int, int] = (320, 320)) -> Ima
     return img
 
 
-def png_data_url(img: Image.Image) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def generation_tokens(metrics_text: str) -> float:
     m = re.search(r"^creative4u_generation_tokens_total (\S+)$", metrics_text, re.MULTILINE)
     return float(m.group(1)) if m else 0.0
@@ -73,14 +67,14 @@ def generation_tokens(metrics_text: str) -> float:
 async def bench_engine(
     model: str, pairs: list[tuple[Image.Image, Image.Image]], max_tokens: int
 ) -> dict[str, Any]:
+    from creative4u.engines import LocalEngine
     from creative4u.protocol import build_messages
-    from serve.engines import LocalEngine
-    from serve.selection import SelectOptions, Selector
+    from creative4u.selection import AsyncSelector, SelectOptions
 
     engine = LocalEngine.from_model(model, max_model_len=2048)
     await engine.start()
     try:
-        selector = Selector(engine, default_max_tokens=max_tokens, probe_answer=False)
+        selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
         params = selector.params(SelectOptions(max_tokens=max_tokens))
 
         def chats(ps: list[tuple[Image.Image, Image.Image]]) -> list[Any]:
@@ -149,7 +143,7 @@ def bench_api(
     )
     bodies = [
         {
-            "creatives": [png_data_url(a), png_data_url(b)],
+            "creatives": [to_data_url(a), to_data_url(b)],
             "query": QUERY,
             "title": TITLE,
             "options": {"max_tokens": max_tokens},
@@ -184,22 +178,26 @@ def bench_api(
 def bench_transformers(
     model: str, pairs: list[tuple[Image.Image, Image.Image]], max_tokens: int, batch_size: int
 ) -> dict[str, Any]:
-    from creative4u.generation import PairRequest, TransformersGenerator
+    from creative4u.engines import TransformersEngine
+    from creative4u.protocol import build_messages
+    from creative4u.selection import AsyncSelector, SelectOptions
 
-    gen = TransformersGenerator.from_pretrained(model)
-    gen.batch_size = batch_size
-    reqs = []
+    engine = TransformersEngine.from_model(model, batch_size=batch_size)
+    selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
+    params = selector.params(SelectOptions(max_tokens=max_tokens))
+    chats = []
     for a, b in pairs:
-        reqs += [PairRequest(QUERY, TITLE, a, b), PairRequest(QUERY, TITLE, b, a)]
-    gen.generate(reqs[:4], max_new_tokens=max_tokens)  # warm-up
+        a, b = selector.prepare(a), selector.prepare(b)
+        chats += [build_messages(QUERY, TITLE, a, b), build_messages(QUERY, TITLE, b, a)]
+    asyncio.run(engine.complete_many(chats[:4], params))  # warm-up
     t0 = time.perf_counter()
-    outs = gen.generate(reqs, max_new_tokens=max_tokens)
+    outs = asyncio.run(engine.complete_many(chats, params))
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
         "pairs_per_s": len(pairs) / seconds,
         "generations": len(outs),
-        "generated_tokens": sum(o.num_generated_tokens for o in outs),
+        "generated_tokens": sum(o.completion_tokens for o in outs),
         "batch_size": batch_size,
     }
 

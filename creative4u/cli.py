@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "data": "simulate a world, build CreativePair from click logs",
     "m2fn": "train, evaluate and ablate the M2FN CTR model",
     "eval": "evaluate a selector on a CreativePair split and write a report",
+    "calibrate": "fit the selector's confidence on the validation split, stored with the model",
     "serve": "serve the selection API and the comparison UI",
     "select": "compare two creatives: winner, confidence, reasons",
     "rank": "rank several creatives by pairwise comparison",

@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import io
 import math
+import mimetypes
 import re
 from pathlib import Path
 from typing import Any
@@ -216,10 +217,29 @@ def to_png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def to_data_url(source: Any) -> str:
-    """A PNG data URL for any accepted input (what OpenAI-compatible clients send)."""
-    png = to_png_bytes(load_image(source))
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def to_data_url(source: Any, name: str | None = None) -> str:
+    """A data URL for any image input: the one builder every client and engine uses.
+
+    A PIL image is sent as PNG. Bytes and image files are sent as they are, typed from `name`
+    (or the file's own name), so the server checks and decodes exactly what the user has, and a
+    broken upload is reported by the server, not mangled on the way. Anything else `load_image`
+    accepts (a datasets image, a data URL) is decoded and sent as PNG.
+    """
+    if isinstance(source, Image.Image):
+        data, name = to_png_bytes(source), "image.png"
+    elif isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    elif isinstance(source, (str, Path)) and not str(source).startswith("data:"):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {path}")
+        data, name = path.read_bytes(), name or path.name
+    else:
+        data, name = to_png_bytes(load_image(source)), "image.png"
+    mime = mimetypes.guess_type(name or "image.png")[0] or ""
+    if not mime.startswith("image/"):
+        mime = "image/png"
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def image_tokens(img: Image.Image, factor: int = 28) -> int:

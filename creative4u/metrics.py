@@ -43,6 +43,72 @@ def order_records(
     return out
 
 
+FLIP = {"A": "B", "B": "A"}
+FLIP_VERDICT = {"A>B": "A<B", "A<B": "A>B", "A=B": "A=B"}
+
+
+def per_order_records(pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Selection records (one per pair, with its `orders`, `label` and optional
+    `truth_dimensions` in the A-first labels) -> one record per order in that order's labels:
+    the diagnostics (first-slot rate, swap agreement, faithfulness) are per order."""
+    out = []
+    for i, r in enumerate(pairs):
+        truth = r.get("truth_dimensions")
+        for o in r["orders"]:
+            sw = o["swapped"]
+            out.append(
+                {
+                    **o,
+                    "pair": r.get("pair", i),
+                    "label": FLIP[r["label"]] if sw else r["label"],
+                    "truth_dimensions": (
+                        {d: FLIP_VERDICT[v] for d, v in truth.items()} if sw else truth
+                    )
+                    if truth
+                    else None,
+                }
+            )
+    return out
+
+
+def selection_summary(pairs: Sequence[dict[str, Any]], calibration: Any = None) -> dict[str, Any]:
+    """The served decision's accuracy (one per pair, both orders combined) and calibration error,
+    then the per-order diagnostics under `per_order_*` and the usual order-level names."""
+    from creative4u.calibration import calibrated
+
+    n = len(pairs)
+    if n == 0:
+        return {"n": 0}
+    correct = [r["winner"] == r["label"] for r in pairs]
+    k = sum(correct)
+    orders = per_order_records(pairs)
+    diag = summarise(orders)
+    raw = [calibrated(r["p_a"], r["decided_by"], None)[1] for r in pairs]
+    cal = [calibrated(r["p_a"], r["decided_by"], calibration)[1] for r in pairs]
+    before, after = reliability(raw, correct), reliability(cal, correct)
+    return {
+        "n": n,
+        "accuracy": k / n,
+        "accuracy_ci": list(wilson_interval(k, n)),
+        "well_formed_rate": diag["well_formed_rate"],
+        "first_slot_rate": diag["first_slot_rate"],
+        "swap_agreement": diag["swap_agreement"],
+        "per_order_accuracy": diag["accuracy"],
+        "per_order_accuracy_ci": diag["accuracy_ci"],
+        "n_answers": diag["n"],
+        "decided_by": {d: sum(r["decided_by"] == d for r in pairs) for d in DECIDERS},
+        "calibrated": calibration is not None,
+        "ece": after["ece"],
+        "reliability": after["bins"],
+        "ece_uncalibrated": before["ece"],
+        "reliability_uncalibrated": before["bins"],
+        "mean_confidence": sum(cal) / n,
+    }
+
+
+DECIDERS = ("answer_probabilities", "probe_probabilities", "answers", "default")
+
+
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """accuracy (+ 95 % interval), well-formed rate, first-slot rate, order-swap agreement."""
     n = len(records)

@@ -93,17 +93,30 @@ def _swatches():
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from creative4u.generation import PairRequest, TransformersGenerator, VLLMGenerator
+    import asyncio
+
+    from creative4u.engines import GenParams, make_engine
+    from creative4u.images import prepare_image
+    from creative4u.protocol import build_messages
 
     image_a, image_b = args.images if args.images else _swatches()
-    req = PairRequest(args.query, args.title, image_a, image_b)
     t0 = time.time()
-    if args.engine == "vllm":
-        gen = VLLMGenerator(args.model, args.adapter, max_model_len=4096)
-    else:
-        gen = TransformersGenerator.from_pretrained(args.model, args.adapter)
-    loaded = time.time() - t0
-    out = gen.generate([req], max_new_tokens=args.max_new_tokens)[0]
+    engine = make_engine(args.engine, args.model, args.adapter)
+
+    async def one() -> tuple[float, object]:
+        await engine.start()
+        try:
+            loaded = time.time() - t0
+            a, b = (prepare_image(i, engine.processor) for i in (image_a, image_b))
+            params = GenParams(
+                max_tokens=args.max_new_tokens, token_ids=engine.answer_token_ids, logprobs=True
+            )
+            c = await engine.complete(build_messages(args.query, args.title, a, b), params)
+            return loaded, c.generation()
+        finally:
+            await engine.close()
+
+    loaded, out = asyncio.run(one())
     result = {
         "engine": args.engine,
         "model": args.model,

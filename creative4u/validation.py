@@ -1,15 +1,43 @@
 """Score a model on CreativePair pairs during training (SFT's report, GRPO's checkpoint choice).
 
-Greedy generation with transformers on the in-memory model, each pair in both orders, metrics
-from `creative4u.metrics`: the same numbers the evaluation stage reports, on fewer pairs.
+The model in memory answers through `TransformersEngine` and the same `AsyncSelector` the server
+runs, so the accuracy a checkpoint is chosen by is that of the decision users would get (both
+orders combined); the per-order figures come with it as diagnostics.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from creative4u.generation import PairRequest, TransformersGenerator, generating
-from creative4u.metrics import order_records, summarise
+from creative4u.metrics import selection_summary
+
+
+def selection_records(selector: Any, split: Any, chunk: int = 64) -> list[dict[str, Any]]:
+    """Each pair of `split` through `selector` (both orders), as selection records with labels."""
+    from creative4u.selection import PairInput, outcome_record
+
+    async def run() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(split), chunk):
+            rows = split.select(range(start, min(start + chunk, len(split))))
+            items = [
+                PairInput(
+                    selector.prepare(r["image_a"]),
+                    selector.prepare(r["image_b"]),
+                    r["query"],
+                    r["title"],
+                )
+                for r in rows
+            ]
+            outcomes = await selector.compare_many(items)
+            out += [
+                {**outcome_record(o), "pair": start + i, "label": r["label"]}
+                for i, (o, r) in enumerate(zip(outcomes, rows, strict=True))
+            ]
+        return out
+
+    return asyncio.run(run())
 
 
 def validation_accuracy(
@@ -19,18 +47,14 @@ def validation_accuracy(
     max_pairs: int = 64,
     max_new_tokens: int = 256,
     batch_size: int = 16,
-) -> dict[str, float]:
-    import torch
+) -> dict[str, Any]:
+    from creative4u.engines import TransformersEngine
+    from creative4u.selection import AsyncSelector
 
     rows = split.select(range(min(max_pairs, len(split))))
-    reqs, labels = [], []
-    for row in rows:
-        for swap in (False, True):
-            a, b = (row["image_b"], row["image_a"]) if swap else (row["image_a"], row["image_b"])
-            reqs.append(PairRequest(row["query"], row["title"], a, b))
-            labels.append((row["label"], swap))
-    with generating(model), torch.inference_mode():
-        gens = TransformersGenerator(model, processor, batch_size=batch_size).generate(
-            reqs, max_new_tokens=max_new_tokens
-        )
-    return summarise(order_records(gens, labels))
+    selector = AsyncSelector(
+        TransformersEngine(model, processor, batch_size=batch_size),
+        default_max_tokens=max_new_tokens,
+    )
+    m = selection_summary(selection_records(selector, rows))
+    return {k: v for k, v in m.items() if "reliability" not in k}

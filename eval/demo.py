@@ -2,7 +2,8 @@
 
 Simulate the default world, build CreativePair, train M2FN, CoT-SFT of the shipped perception-
 pretrained `small` base (`models/small-base`, rebuilt by `creative4u model pretrain`), GRPO with
-the M2FN reward, evaluate against the baselines, then show one explained selection and
+the M2FN reward, calibrate its confidence on validation, evaluate against the baselines, then
+show one explained selection and
 print the command that serves the selector. Each step runs the same command a user would run (so
 the demo exercises the real entry points), shows its progress and time, and is skipped on a rerun
 when its inputs have not changed (a step's key hashes its command and the keys of the steps it
@@ -137,6 +138,22 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
             ["sft", "m2fn"],
         ),
         Step(
+            "calibrate",
+            "calibrate the selector's confidence on the validation split",
+            [
+                *c4u,
+                "calibrate",
+                "--model",
+                str(grpo),
+                "--dataset",
+                str(ds),
+                "--max-pairs",
+                "200",
+            ],
+            grpo / "calibration.json",
+            ["grpo"],
+        ),
+        Step(
             "report",
             "evaluate against the baselines",
             [
@@ -158,7 +175,7 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
                 str(eval_pairs),
             ],
             report / "metrics.json",
-            ["grpo"],
+            ["calibrate"],
         ),
     ]
 

@@ -25,13 +25,17 @@ def plots(m: dict[str, Any], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     made = []
-    bins = m.get("reliability") or []
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0.5, 1], [0.5, 1], "--", color="grey", label="perfect calibration")
-    if bins:
-        ax.plot(
-            [b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="selector"
-        )
+    curves = [("reliability_uncalibrated", "before calibration")]
+    if m.get("calibrated"):
+        curves.append(("reliability", "calibrated"))
+    for key, label in curves:
+        bins = m.get(key) or []
+        if bins:
+            ax.plot(
+                [b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label=label
+            )
     ax.set_xlabel("confidence in the chosen creative")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability (ECE {m['ece']:.3f})" if m.get("ece") is not None else "Reliability")
@@ -74,20 +78,52 @@ def write_report(m: dict[str, Any], out: Path) -> Path:
         "",
         f"Model `{m['model']}`"
         + (f" with adapter `{m['adapter']}`" if m.get("adapter") else "")
-        + f", {m['n_pairs']} pairs of `{m['dataset']}` split `{m['split']}`, each in both orders "
-        f"({m['n']} answers, engine {m['engine']}).",
+        + f", {m['n_pairs']} pairs of `{m['dataset']}` split `{m['split']}`, each judged in "
+        f"both orders and combined into one decision, as `/v1/select` serves it "
+        f"({m['n_answers']} answers, engine {m['engine']}).",
         "",
         "## Selector",
         "",
         "| metric | value |",
         "|---|---|",
-        f"| accuracy (95 % interval) | {_pct(m['accuracy'])}{_ci(m.get('accuracy_ci'))} |",
+        f"| accuracy of the served decision (95 % interval) | {_pct(m['accuracy'])}"
+        f"{_ci(m.get('accuracy_ci'))} |",
+        f"| calibration error (ECE), before calibration | {_num(m.get('ece_uncalibrated'))} |",
+        f"| calibration error (ECE), calibrated | "
+        f"{_num(m.get('ece')) if m.get('calibrated') else 'no calibration stored'} |",
+        f"| rationale faithfulness (Q3-Q9 vs truth) | {_pct(m.get('faithfulness'))} |",
+        "",
+        "Per order (diagnostics of the two answers behind each decision):",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| accuracy of one order alone | {_pct(m.get('per_order_accuracy'))}"
+        f"{_ci(m.get('per_order_accuracy_ci'))} |",
         f"| well-formed | {_pct(m['well_formed_rate'])} |",
         f"| order-swap agreement | {_pct(m.get('swap_agreement'))} |",
         f"| first-slot rate | {_pct(m.get('first_slot_rate'))} |",
-        f"| expected calibration error | {_num(m.get('ece'))} |",
-        f"| rationale faithfulness (Q3-Q9 vs truth) | {_pct(m.get('faithfulness'))} |",
         "",
+    ]
+    cal = m.get("calibration")
+    if cal:
+        lines += [
+            f"Calibration: temperature {cal['temperature']:.3f}, fit on {cal.get('n', '?')} "
+            f"pairs of split `{cal.get('split', '?')}`.",
+            "",
+        ]
+    if m.get("decided_by"):
+        lines += [
+            "Decided by: " + ", ".join(f"{k} {v}" for k, v in m["decided_by"].items() if v) + ".",
+            "",
+        ]
+    if m.get("stage_seconds"):
+        lines += [
+            "Time per stage: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in m["stage_seconds"].items())
+            + ".",
+            "",
+        ]
+    lines += [
         "## Against the baselines (same pairs)",
         "",
         "| | accuracy |",
@@ -108,7 +144,7 @@ def write_report(m: dict[str, Any], out: Path) -> Path:
                 "",
                 f"## Accuracy {title}",
                 "",
-                "| group | answers | accuracy |",
+                "| group | pairs | accuracy |",
                 "|---|---|---|",
             ]
             lines += [f"| {g} | {d['n']} | {_pct(d['accuracy'])} |" for g, d in m[key].items()]

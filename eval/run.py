@@ -1,9 +1,13 @@
-"""Evaluate a selector on a CreativePair split: every pair in both orders, through the serving
-engine (vLLM) by default, against the baselines, into `report.md` + `metrics.json`.
+"""Evaluate a selector on a CreativePair split through the one selection path users get.
 
-Answers are generated in chunks and appended to `OUT/answers.jsonl` as they come (the `base`
+Every pair goes through `AsyncSelector` on the serving engine (vLLM) by default: both orders,
+combined into one decision, with the calibration stored next to the model. The headline
+accuracy, confidence and calibration error are those of that decision; the per-order figures
+(first-slot rate, order-swap agreement, faithfulness) stay as diagnostics.
+
+Pairs are judged in chunks and appended to `OUT/answers.jsonl` as they come (the `base`
 baseline's to `OUT/base_answers.jsonl`), under a fingerprint of what produced them: an eval
-killed half-way and rerun with the same arguments generates only the answers it lacks.
+killed half-way and rerun with the same arguments judges only the pairs it lacks.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from creative4u import engines
 from creative4u.metrics import (
     faithfulness,
     grouped_accuracy,
-    reliability,
-    summarise,
+    per_order_records,
+    selection_summary,
     wilson_interval,
 )
 
@@ -41,73 +46,36 @@ class EvalConfig:
     baselines: list[str] = field(
         default_factory=lambda: ["chance", "oracle", "features", "m2fn", "base"]
     )
-    chunk: int = 256  # requests generated (and saved) at a time: two full vLLM CPU batches
+    base_max_new_tokens: int = 64
+    """The base model never writes the protocol; 64 tokens then the answer probe read its pick
+    at a quarter of the cost of a full answer."""
+    chunk: int = 128  # pairs judged (and saved) at a time: 256 generations, two vLLM CPU batches
     progress: bool = True
 
 
-def requests_for(split: Any) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Two requests per pair (A-first, then B-first) and what each record needs besides the answer."""
-    from creative4u.generation import PairRequest
-
-    reqs, metas = [], []
-    for i, row in enumerate(split):
+def pair_metas(split: Any) -> list[dict[str, Any]]:
+    """What each pair's record needs besides the answer (labels and truth in A-first order)."""
+    metas = []
+    for i, row in enumerate(split.remove_columns(["image_a", "image_b"])):
         truth = json.loads(row["truth"]) if row.get("truth") else None
-        for swapped in (False, True):
-            a, b = (row["image_b"], row["image_a"]) if swapped else (row["image_a"], row["image_b"])
-            reqs.append(PairRequest(row["query"], row["title"], a, b))
-            label = {"A": "B", "B": "A"}[row["label"]] if swapped else row["label"]
-            tdims = None
-            if truth:
-                flip = {"A>B": "A<B", "A<B": "A>B", "A=B": "A=B"}
-                tdims = {d: (flip[v] if swapped else v) for d, v in truth["dimensions"].items()}
-            metas.append(
-                {
-                    "pair": i,
-                    "pair_id": row["pair_id"],
-                    "swapped": swapped,
-                    "label": label,
-                    "category": row.get("category") or "all",
-                    "label_confidence": row.get("label_confidence"),
-                    "truth_dimensions": tdims,
-                }
-            )
-    return reqs, metas
-
-
-def make_generator(engine: str, model: str, adapter: str | None) -> Any:
-    from creative4u.generation import TransformersGenerator, VLLMGenerator
-
-    if engine == "vllm":
-        return VLLMGenerator(model, adapter, max_model_len=4096)
-    if engine == "transformers":
-        return TransformersGenerator.from_pretrained(model, adapter)
-    raise ValueError(f"--engine must be vllm or transformers, got {engine!r}")
-
-
-def model_records(gens: list[Any], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for g, m in zip(gens, metas, strict=True):
-        p_a = g.p_a
-        conf = (
-            None
-            if p_a is None or g.verdict.winner is None
-            else (p_a if g.verdict.winner == "A" else 1 - p_a)
-        )
-        out.append(
+        metas.append(
             {
-                **m,
-                "winner": g.verdict.winner,
-                "well_formed": g.verdict.well_formed,
-                "p_a": p_a,
-                "confidence": conf,
-                "dimensions": {d: v.verdict for d, v in g.verdict.dimensions.items()},
-                "text": g.text,
+                "pair": i,
+                "pair_id": row["pair_id"],
+                "label": row["label"],
+                "query": row["query"],
+                "title": row["title"],
+                "category": row.get("category") or "all",
+                "label_confidence": row.get("label_confidence"),
+                "truth_dimensions": truth["dimensions"] if truth else None,
             }
         )
-    return out
+    return metas
 
 
-def _fingerprint(cfg: EvalConfig, model: str, adapter: str | None) -> dict[str, Any]:
+def _fingerprint(
+    cfg: EvalConfig, model: str, adapter: str | None, max_new_tokens: int
+) -> dict[str, Any]:
     """What decides the answers: a saved answer is reused only under the same fingerprint."""
     from creative4u.paths import file_stamp
     from creative4u.vlm import model_stamp
@@ -117,30 +85,37 @@ def _fingerprint(cfg: EvalConfig, model: str, adapter: str | None) -> dict[str, 
         "adapter": adapter,
         "stamp": model_stamp(model, adapter),
         "engine": cfg.engine,
-        "max_new_tokens": cfg.max_new_tokens,
+        "max_new_tokens": max_new_tokens,
+        "selection": 2,  # the record layout: one selection (both orders) per pair
         "dataset": file_stamp(Path(cfg.dataset) / "dataset_dict.json"),
         "split": cfg.split,
     }
 
 
 def _answer_key(meta: dict[str, Any]) -> str:
-    return f"{meta['pair_id']}|{int(meta['swapped'])}"
+    return str(meta["pair_id"])
 
 
 def resumable_records(
     path: Path,
     fingerprint: dict[str, Any],
-    reqs: list[Any],
+    split: Any,
     metas: list[dict[str, Any]],
     make: Any,
     max_new_tokens: int,
-    chunk: int = 256,
+    chunk: int = 128,
     progress: bool = True,
-    desc: str = "answers",
+    desc: str = "pairs",
+    use_adapter: bool = True,
 ) -> list[dict[str, Any]]:
-    """Records for every request, reusing those `path` already holds under `fingerprint` and
-    appending the rest chunk by chunk (a kill loses at most one chunk)."""
+    """A selection record for every pair, reusing those `path` already holds under `fingerprint`
+    and appending the rest chunk by chunk (a kill loses at most one chunk). Each pair goes
+    through the `AsyncSelector` the server runs: both orders, combined into one decision."""
+    import asyncio
+
     from tqdm import tqdm
+
+    from creative4u.selection import AsyncSelector, PairInput, SelectOptions, outcome_record
 
     have: dict[str, dict[str, Any]] = {}
     if path.is_file():
@@ -159,33 +134,52 @@ def resumable_records(
     todo = [i for i, m in enumerate(metas) if _answer_key(m) not in have]
     if have:
         logger.info("%s: %d of %d already in %s", desc, len(metas) - len(todo), len(metas), path)
-    if todo:
-        generator = make()
+
+    async def run() -> None:
+        engine = make()
+        await engine.start()
+        selector = AsyncSelector(engine, default_max_tokens=max_new_tokens)
+        options = SelectOptions(use_adapter=use_adapter)
         bar = tqdm(
             total=len(metas),
             initial=len(metas) - len(todo),
             desc=desc,
-            unit="answer",
+            unit="pair",
             disable=not progress,
         )
-        with path.open("a") as fh:
-            for start in range(0, len(todo), chunk):
-                idx = todo[start : start + chunk]
-                gens = generator.generate([reqs[i] for i in idx], max_new_tokens=max_new_tokens)
-                for rec in model_records(gens, [metas[i] for i in idx]):
-                    have[_answer_key(rec)] = rec
-                    fh.write(json.dumps({"key": _answer_key(rec), "record": rec}) + "\n")
-                fh.flush()
-                bar.update(len(idx))
-        bar.close()
+        try:
+            with path.open("a") as fh:
+                for start in range(0, len(todo), chunk):
+                    idx = todo[start : start + chunk]
+                    rows = split.select(idx)
+                    items = [
+                        PairInput(
+                            selector.prepare(r["image_a"]),
+                            selector.prepare(r["image_b"]),
+                            r["query"],
+                            r["title"],
+                        )
+                        for r in rows
+                    ]
+                    outcomes = await selector.compare_many(items, options)
+                    for i, o in zip(idx, outcomes, strict=True):
+                        rec = {**metas[i], **outcome_record(o)}
+                        have[_answer_key(rec)] = rec
+                        fh.write(json.dumps({"key": _answer_key(rec), "record": rec}) + "\n")
+                    fh.flush()
+                    bar.update(len(idx))
+        finally:
+            bar.close()
+            await engine.close()
+
+    if todo:
+        asyncio.run(run())
     return [have[_answer_key(m)] for m in metas]
 
 
-def model_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    m = summarise(records)
-    rel = reliability(
-        [r["confidence"] for r in records], [r["winner"] == r["label"] for r in records]
-    )
+def model_metrics(records: list[dict[str, Any]], calibration: Any = None) -> dict[str, Any]:
+    """The served decision's figures (one per pair), then the per-order diagnostics."""
+    m = selection_summary(records, calibration)
     bins = [(0.5, 0.9), (0.9, 0.99), (0.99, 1.01)]
     by_conf = {}
     for lo, hi in bins:
@@ -201,16 +195,14 @@ def model_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
             }
     return {
         **m,
-        "ece": rel["ece"],
-        "reliability": rel["bins"],
         "accuracy_by_label_confidence": by_conf,
         "accuracy_by_category": grouped_accuracy(records, "category"),
-        "faithfulness": faithfulness(records),
+        "faithfulness": faithfulness(per_order_records(records)),
     }
 
 
 def baseline_accuracy(
-    name: str, split: Any, cfg: EvalConfig, reqs: list[Any], metas: list[dict[str, Any]]
+    name: str, split: Any, cfg: EvalConfig, metas: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
     """Accuracy of one baseline on the same pairs (None when it does not apply)."""
     n = len(split)
@@ -261,23 +253,29 @@ def baseline_accuracy(
             return None
         records = resumable_records(
             Path(cfg.out) / "base_answers.jsonl",
-            _fingerprint(cfg, cfg.base_model, None),
-            reqs,
+            _fingerprint(cfg, cfg.base_model, None, cfg.base_max_new_tokens),
+            split,
             metas,
-            lambda: make_generator(cfg.engine, cfg.base_model, None),
-            cfg.max_new_tokens,
+            lambda: engines.make_engine(cfg.engine, cfg.base_model, None),
+            cfg.base_max_new_tokens,
             cfg.chunk,
             cfg.progress,
-            desc="base model answers",
+            desc="base model pairs",
         )
-        m = summarise(records)
-        return {k: m[k] for k in ("accuracy", "accuracy_ci", "n", "well_formed_rate")}
+        m = selection_summary(records)
+        return {
+            **{k: m[k] for k in ("accuracy", "accuracy_ci", "n", "well_formed_rate")},
+            "note": f"the model before fine-tuning, {cfg.base_max_new_tokens} tokens an answer "
+            "(it does not write the protocol: its pick is mostly read by the answer probe)",
+        }
     raise ValueError(f"unknown baseline {name!r}")
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     from datasets import load_from_disk
 
+    from creative4u.calibration import Calibration
+    from creative4u.vlm import resolve
     from eval.report import write_report
 
     dd = load_from_disk(cfg.dataset)
@@ -286,26 +284,31 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     split = dd[cfg.split]
     if cfg.max_pairs and len(split) > cfg.max_pairs:
         split = split.shuffle(seed=0).select(range(cfg.max_pairs))
-    reqs, metas = requests_for(split)
+    metas = pair_metas(split)
+    ref = resolve(cfg.model, cfg.adapter)
+    calibration = Calibration.load(ref.adapter or ref.base)
+    seconds: dict[str, float] = {}
     t0 = time.time()
     records = resumable_records(
         Path(cfg.out) / "answers.jsonl",
-        _fingerprint(cfg, cfg.model, cfg.adapter),
-        reqs,
+        _fingerprint(cfg, cfg.model, cfg.adapter, cfg.max_new_tokens),
+        split,
         metas,
-        lambda: make_generator(cfg.engine, cfg.model, cfg.adapter),
+        lambda: engines.make_engine(cfg.engine, cfg.model, cfg.adapter),
         cfg.max_new_tokens,
         cfg.chunk,
         cfg.progress,
-        desc="selector answers",
+        desc="selector pairs",
     )
-    gen_s = time.time() - t0
-    metrics = model_metrics(records)
+    seconds["selector"] = round(time.time() - t0, 1)
+    metrics = model_metrics(records, calibration)
     baselines = {}
     for name in cfg.baselines:
-        res = baseline_accuracy(name, split, cfg, reqs, metas)
+        t0 = time.time()
+        res = baseline_accuracy(name, split, cfg, metas)
         if res is not None:
             baselines[name] = res
+            seconds[f"baseline {name}"] = round(time.time() - t0, 1)
     result = {
         "model": cfg.model,
         "adapter": cfg.adapter,
@@ -313,7 +316,13 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "split": cfg.split,
         "engine": cfg.engine,
         "n_pairs": len(split),
-        "generation_seconds": round(gen_s, 1),
+        "generation_seconds": seconds["selector"],
+        "stage_seconds": seconds,
+        "calibration": (
+            {"temperature": calibration.temperature, **calibration.fitted_on}
+            if calibration
+            else None
+        ),
         **metrics,
         "faithfulness": (metrics["faithfulness"] or {}).get("overall"),
         "faithfulness_per_dimension": (metrics["faithfulness"] or {}).get("per_dimension"),

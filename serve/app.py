@@ -14,22 +14,30 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from creative4u.calibration import Calibration
+from creative4u.engines import Engine, GenParams
+from creative4u.results import Ranking, Selection
+from creative4u.selection import AsyncSelector, CTRScorer, SelectOptions
 from serve.admission import DEFAULT_BATCH_CAPACITY, Admission, admission_limits
 from serve.config import ServeConfig
-from serve.engines import Engine, GenParams
 from serve.errors import APIError, install_error_handlers
 from serve.fetch import URLFetcher
 from serve.inputs import load_creative
 from serve.metrics import Metrics
-from serve.openai_api import ChatRequest, completion_body, read_messages, sse_chunks
-from serve.selection import CTRScorer, SelectOptions, Selector
+from serve.openai_api import (
+    ChatRequest,
+    completion_body,
+    read_messages,
+    sse_chunks,
+    sse_event,
+)
 
 # --------------------------------------------------------------------------------------------
 # Request bodies of our own endpoints (unknown fields are refused: a typo must not go unnoticed)
@@ -53,6 +61,11 @@ class OptionsIn(BaseModel):
     temperature: float = Field(0.0, ge=0, le=2)
     seed: int | None = None
     probe_answer: bool | None = None
+    rank_method: Literal["auto", "full", "adaptive"] = Field(
+        "auto",
+        description="/v1/rank: every pair up to 8 creatives and adaptive rounds above (auto), "
+        "or always one of them",
+    )
 
 
 class SelectIn(BaseModel):
@@ -62,6 +75,11 @@ class SelectIn(BaseModel):
     query: str
     title: str
     options: OptionsIn = Field(default_factory=OptionsIn)
+    stream: bool = Field(
+        False,
+        description="/v1/select: server-sent events, the (A, B) order's text as it is generated "
+        "(`delta` events), then the selection (`selection`), then [DONE]",
+    )
 
 
 class RankIn(SelectIn):
@@ -168,20 +186,23 @@ def create_app(
     *,
     ctr_scorer: CTRScorer | None = None,
     fetcher: URLFetcher | None = None,
+    calibration: Calibration | None = None,
 ) -> FastAPI:
-    """The API around `engine`. `ctr_scorer` fills `ctr` (M2FN, or a test double)."""
+    """The API around `engine`. `ctr_scorer` fills `ctr` (M2FN, or a test double);
+    `calibration` is the one stored with the model (`creative4u calibrate`)."""
     cfg = config or ServeConfig()
     limits = cfg.limits
     metrics = Metrics()
     if fetcher is None and cfg.allow_url_hosts:
         fetcher = URLFetcher(cfg.allow_url_hosts, limits.max_image_bytes, cfg.url_timeout_s)
     admission: Admission | None = None
-    selector = Selector(
+    selector = AsyncSelector(
         engine,
         default_max_tokens=cfg.default_max_tokens,
         probe_answer=cfg.probe_answer,
         ctr_scorer=ctr_scorer,
         metrics=metrics,
+        calibration=calibration,
     )
 
     @asynccontextmanager
@@ -280,6 +301,25 @@ def create_app(
         check_max_tokens(body.options.max_tokens, "options.max_tokens")
         return SelectOptions(**body.options.model_dump())
 
+    def streamed(events: AsyncIterator[bytes], release: Any) -> StreamingResponse:
+        async def guarded_events() -> AsyncIterator[bytes]:
+            try:
+                async with asyncio.timeout(cfg.request_timeout_s):
+                    async for chunk in events:
+                        yield chunk
+            except TimeoutError:
+                yield sse_event({"error": {"message": "request timed out", "code": "timeout"}})
+            except APIError as e:
+                yield sse_event(e.body())
+            finally:
+                release()
+
+        return StreamingResponse(
+            guarded_events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
     # ---- service endpoints ------------------------------------------------------------------
 
     @app.get("/health")
@@ -369,27 +409,20 @@ def create_app(
             raise
         include_usage = bool((body.stream_options or {}).get("include_usage"))
 
-        async def events() -> AsyncIterator[bytes]:
-            try:
-                async with asyncio.timeout(cfg.request_timeout_s):
-                    async for chunk in sse_chunks(
-                        engine.stream(chat, params),
-                        engine.model_name,
-                        include_usage,
-                        on_usage=lambda p, g: metrics.count_tokens(p, g, "chat"),
-                    ):
-                        yield chunk
-            finally:
-                release()
-
-        return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        return streamed(
+            sse_chunks(
+                engine.stream(chat, params),
+                engine.model_name,
+                include_usage,
+                on_usage=lambda p, g: metrics.count_tokens(p, g, "chat"),
+            ),
+            release,
         )
 
     # ---- selection ----------------------------------------------------------------------------
 
-    @app.post("/v1/select")
-    async def select(body: SelectIn) -> JSONResponse:
+    @app.post("/v1/select", response_model=Selection)
+    async def select(body: SelectIn) -> Any:
         if len(body.creatives) != 2:
             raise APIError(
                 400,
@@ -402,14 +435,37 @@ def create_app(
         check_text("title", body.title)
         options = options_of(body)
 
-        async def run() -> dict[str, Any]:
-            images, _ = await creatives_in(body)
-            return await selector.select(images, body.query, body.title, options)
+        if not body.stream:
 
-        return JSONResponse(await guarded(run))
+            async def run() -> Selection:
+                images, _ = await creatives_in(body)
+                return await selector.select(images, body.query, body.title, options)
 
-    @app.post("/v1/rank")
-    async def rank(body: RankIn) -> JSONResponse:
+            return await guarded(run)
+
+        assert admission is not None
+        release = await admission.acquire()
+        try:
+            async with asyncio.timeout(cfg.request_timeout_s):
+                images, _ = await creatives_in(body)
+        except BaseException as e:
+            release()
+            if isinstance(e, TimeoutError):
+                raise APIError(504, "request timed out while reading images", code="timeout") from e
+            raise
+
+        async def events() -> AsyncIterator[bytes]:
+            async for item in selector.select_stream(images, body.query, body.title, options):
+                if isinstance(item, Selection):
+                    yield sse_event({"type": "selection", "selection": item.model_dump()})
+                else:
+                    yield sse_event({"type": "delta", "order": "AB", "text": item.text})
+            yield b"data: [DONE]\n\n"
+
+        return streamed(events(), release)
+
+    @app.post("/v1/rank", response_model=Ranking)
+    async def rank(body: RankIn) -> Any:
         n = len(body.creatives)
         if not 2 <= n <= limits.max_creatives:
             raise APIError(
@@ -420,12 +476,14 @@ def create_app(
             )
         check_text("query", body.query)
         check_text("title", body.title)
+        if body.stream:
+            raise APIError(400, "stream is only supported by /v1/select", param="stream")
         options = options_of(body)
 
-        async def run() -> dict[str, Any]:
+        async def run() -> Ranking:
             images, ids = await creatives_in(body)
             return await selector.rank(images, body.query, body.title, options, ids=ids)
 
-        return JSONResponse(await guarded(run))
+        return await guarded(run)
 
     return app

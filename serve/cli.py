@@ -174,15 +174,47 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the full JSON result")
 
 
+def _batch_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--out", default=None, help=f"{what} results (.jsonl, or .parquet)")
+    p.add_argument(
+        "--images",
+        default=None,
+        metavar="DIR",
+        help="folder the image paths are relative to (default: the input file's folder)",
+    )
+
+
 def register_select(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image_a", help="creative A (image file)")
-    parser.add_argument("image_b", help="creative B (image file)")
+    parser.add_argument("image_a", nargs="?", help="creative A (image file)")
+    parser.add_argument("image_b", nargs="?", help="creative B (image file)")
+    parser.add_argument(
+        "--pairs",
+        default=None,
+        metavar="FILE",
+        help="batch: a .csv/.jsonl/.parquet of pairs (image_a, image_b, query, title, id); "
+        "resumable, bad rows reported in --out",
+    )
+    _batch_args(parser, "batch")
     _client_args(parser)
     parser.set_defaults(func=_run_select)
 
 
 def register_rank(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", help="two or more creatives (image files)")
+    parser.add_argument("images", nargs="*", help="two or more creatives (image files)")
+    parser.add_argument(
+        "--groups",
+        default=None,
+        metavar="FILE_OR_DIR",
+        help="batch: a folder with one sub-folder of creatives per product (product.json for "
+        "its query and title), or a .csv/.jsonl/.parquet of (group, image, id, query, title)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=["auto", "full", "adaptive"],
+        default="auto",
+        help="every pair, adaptive rounds, or auto: every pair up to 8 creatives (default)",
+    )
+    _batch_args(parser, "one line per group")
     _client_args(parser)
     parser.set_defaults(func=_run_rank)
 

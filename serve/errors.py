@@ -16,56 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from creative4u.errors import ERROR_TYPES, APIError, error_body
+
+__all__ = ["ERROR_TYPES", "APIError", "error_body", "error_response", "install_error_handlers"]
+
 logger = logging.getLogger("creative4u.serve")
-
-ERROR_TYPES: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    500: "server_error",
-    502: "upstream_error",
-    503: "server_error",
-    504: "timeout_error",
-}
-
-
-class APIError(Exception):
-    """A failure with its HTTP status, a message that says what to fix, and the field at fault."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        type: str | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.type = type or ERROR_TYPES.get(status, "invalid_request_error")
-        self.headers = headers
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.message, self.type, self.param, self.code)
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
-
-
-def error_body(
-    message: str, type: str, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 def loc_to_param(loc: tuple[Any, ...] | list[Any]) -> str | None:
@@ -80,6 +35,10 @@ def loc_to_param(loc: tuple[Any, ...] | list[Any]) -> str | None:
         else:
             out += f".{p}" if out else str(p)
     return out or None
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 def validation_error(exc: RequestValidationError) -> APIError:
@@ -108,20 +67,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return exc.response()
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_error(exc).response()
+        return error_response(validation_error(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
-        return APIError(500, "internal server error; see the server log").response()
+        return error_response(APIError(500, "internal server error; see the server log"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code
         )
-        return APIError(exc.status_code, str(exc.detail), code=code).response()
+        return error_response(APIError(exc.status_code, str(exc.detail), code=code))

@@ -18,7 +18,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from serve.config import Limits
-from serve.engines import Chat, Completion, Delta
+from creative4u.engines import Chat, Completion, Delta
 from serve.errors import APIError
 
 ROLES = ("system", "user", "assistant")
@@ -184,7 +184,7 @@ def completion_body(
     }
 
 
-def _sse(obj: dict[str, Any]) -> bytes:
+def sse_event(obj: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n".encode()
 
 
@@ -206,18 +206,18 @@ async def sse_chunks(
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
 
-    yield _sse(chunk({"role": "assistant", "content": ""}, None))
+    yield sse_event(chunk({"role": "assistant", "content": ""}, None))
     try:
         async for d in deltas:
             if d.finish_reason is not None:
                 if d.text:
-                    yield _sse(chunk({"content": d.text}, None))
-                yield _sse(chunk({}, d.finish_reason))
+                    yield sse_event(chunk({"content": d.text}, None))
+                yield sse_event(chunk({}, d.finish_reason))
                 pt, ct = d.prompt_tokens or 0, d.completion_tokens or 0
                 if on_usage is not None:
                     on_usage(pt, ct)
                 if include_usage:
-                    yield _sse(
+                    yield sse_event(
                         {
                             "id": cid,
                             "object": "chat.completion.chunk",
@@ -232,9 +232,9 @@ async def sse_chunks(
                         }
                     )
             elif d.text:
-                yield _sse(chunk({"content": d.text}, None))
+                yield sse_event(chunk({"content": d.text}, None))
     except APIError as e:
-        yield _sse(e.body())
+        yield sse_event(e.body())
     except TimeoutError:
-        yield _sse(APIError(504, "request timed out while streaming", code="timeout").body())
+        yield sse_event(APIError(504, "request timed out while streaming", code="timeout").body())
     yield b"data: [DONE]\n\n"

@@ -40,7 +40,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
 
 
 def engine_from_args(args: argparse.Namespace) -> Any:
-    from serve.engines import LocalEngine, OpenAIEngine
+    from creative4u.engines import LocalEngine, OpenAIEngine
 
     if args.engine == "local":
         overrides: dict[str, Any] = {}
@@ -90,12 +90,18 @@ def loopback_url(host: str, port: int) -> str:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from creative4u.calibration import Calibration
+    from creative4u.vlm import resolve
     from serve.app import create_app
 
     cfg = config_from_args(args)
     engine = engine_from_args(args)
     scorer = load_ctr_scorer(args.m2fn) if args.m2fn else None
-    app = create_app(engine, cfg, ctr_scorer=scorer)
+    ref = resolve(args.model, args.adapter)
+    calibration = Calibration.load(ref.adapter or ref.base)
+    if calibration is not None:
+        log.info("confidence calibrated: temperature %.3f", calibration.temperature)
+    app = create_app(engine, cfg, ctr_scorer=scorer, calibration=calibration)
     if not getattr(args, "no_ui", False):
         from serve.ui import mount_ui
 

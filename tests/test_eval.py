@@ -115,9 +115,16 @@ def test_always_a_model_is_all_first_slot_and_never_agrees(
     assert m["well_formed_rate"] == 1.0
     assert m["first_slot_rate"] == 1.0
     assert m["swap_agreement"] == 0.0
+    # each order alone is right exactly when its label is A: one order of each pair
+    assert m["per_order_accuracy"] == pytest.approx(0.5)
+    # the served decision: the orders always disagree, so it rests on the probabilities
+    records = [json.loads(x) for x in (report / "records.jsonl").read_text().splitlines()]
+    assert len(records) == m["n_pairs"] == m["n"] and m["n_answers"] == 2 * m["n"]
+    assert all(r["order_swap_agreed"] is False for r in records)
+    assert sum(m["decided_by"].values()) == m["n"]
     assert m["accuracy"] == pytest.approx(
-        0.5
-    )  # right exactly when the label is A: one order of each pair
+        sum(r["winner"] == r["label"] for r in records) / len(records)
+    )
     assert m["baselines"]["chance"] == 0.5 and "oracle" in m["baselines"]
     assert m["baselines"]["features"] == pytest.approx(3 / len(test))
     assert m["faithfulness"] is not None and 0.0 <= m["faithfulness"] <= 1.0
@@ -157,8 +164,8 @@ def test_demo_step_keys_follow_their_inputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rerun reuses a step only while its command, its recipe, its input files and the steps it
-    reads from are unchanged: editing the SFT recipe or the base's weights invalidates SFT, GRPO
-    and the report, not the data steps."""
+    reads from are unchanged: editing the SFT recipe or the base's weights invalidates SFT, GRPO,
+    the calibration and the report, not the data steps."""
     import shutil
 
     import eval.demo as demo
@@ -192,10 +199,15 @@ def test_demo_step_keys_follow_their_inputs(
     (recipes / "sft.yaml").write_text((recipes / "sft.yaml").read_text() + "\n# edited\n")
     after = keys(plan())
     changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"sft", "grpo", "report"}
+    assert changed == {"sft", "grpo", "calibrate", "report"}
     (base / "model.safetensors").write_bytes(b"weights v2")
     again = keys(plan())
-    assert {name for name in after if after[name] != again[name]} == {"sft", "grpo", "report"}
+    assert {name for name in after if after[name] != again[name]} == {
+        "sft",
+        "grpo",
+        "calibrate",
+        "report",
+    }
     assert (
         keys([*steps(tmp_path / "demo", 100)])["report"]
         != keys(steps(tmp_path / "demo", 300))["report"]

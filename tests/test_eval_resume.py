@@ -1,5 +1,5 @@
-"""An evaluation killed half-way resumes: the answers it saved are kept, only the rest are
-generated, and the report equals an uninterrupted run's (tiny model, transformers engine)."""
+"""An evaluation killed half-way resumes: the pairs it judged are kept, only the rest are
+judged, and the report equals an uninterrupted run's (tiny model, transformers engine)."""
 
 from __future__ import annotations
 
@@ -17,17 +17,22 @@ class Killed(Exception):
     """Stands in for the process being stopped between two chunks of answers."""
 
 
-class CountingGenerator:
-    """The real generator, counting requests, optionally dying after `die_after` of them."""
+class Counting:
+    """The real engine, counting the pairs it is asked to judge (two generations each, probes
+    not counted), optionally dying after `die_after` of them."""
 
     def __init__(self, inner, counter: dict[str, int], die_after: int | None = None):
         self.inner, self.counter, self.die_after = inner, counter, die_after
 
-    def generate(self, reqs, **kw):
-        if self.die_after is not None and self.counter["requests"] >= self.die_after:
-            raise Killed
-        self.counter["requests"] += len(reqs)
-        return self.inner.generate(reqs, **kw)
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def complete_many(self, chats, params, continue_texts=None):
+        if continue_texts is None:
+            if self.die_after is not None and self.counter["pairs"] >= self.die_after:
+                raise Killed
+            self.counter["pairs"] += len(chats) // 2
+        return await self.inner.complete_many(chats, params, continue_texts)
 
 
 @pytest.fixture(scope="module")
@@ -53,40 +58,43 @@ def config(model: Path, pairs: Path, out: Path) -> EvalConfig:
 def test_killed_eval_resumes_with_the_answers_it_had(
     tiny_model: Path, pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = eval_run.make_generator
-    counter = {"requests": 0}
+    real = eval_run.engines.make_engine
+    counter = {"pairs": 0}
     die_after: list[int | None] = [8]
     monkeypatch.setattr(
-        eval_run,
-        "make_generator",
-        lambda *a: CountingGenerator(real(*a), counter, die_after[0]),
+        eval_run.engines,
+        "make_engine",
+        lambda *a, **k: Counting(real(*a, **k), counter, die_after[0]),
     )
     out = tmp_path / "report"
     with pytest.raises(Killed):
         evaluate(config(tiny_model, pairs, out))
-    assert counter["requests"] == 8  # two chunks of four were answered and saved
+    assert counter["pairs"] == 8  # two chunks of four were judged and saved
     saved = (out / "answers.jsonl").read_text().splitlines()
     assert len(saved) == 1 + 8
 
     die_after[0] = None
-    counter["requests"] = 0
+    counter["pairs"] = 0
     resumed = evaluate(config(tiny_model, pairs, out))
-    assert counter["requests"] == 20 - 8, "answers saved before the kill were generated again"
+    assert counter["pairs"] == 10 - 8, "pairs saved before the kill were judged again"
 
-    counter["requests"] = 0
+    counter["pairs"] = 0
     whole = evaluate(config(tiny_model, pairs, tmp_path / "whole"))
-    assert counter["requests"] == 20
+    assert counter["pairs"] == 10
     for key in ("accuracy", "well_formed_rate", "first_slot_rate", "swap_agreement", "ece"):
         assert resumed[key] == whole[key], key
 
-    def texts(d: Path) -> list[str]:
-        return [json.loads(x)["text"] for x in (d / "records.jsonl").read_text().splitlines()]
+    def texts(d: Path) -> list[list[str]]:
+        return [
+            [o["text"] for o in json.loads(x)["orders"]]
+            for x in (d / "records.jsonl").read_text().splitlines()
+        ]
 
     assert texts(out) == texts(tmp_path / "whole")
 
     # another model (or a retrained one) never reuses those answers
-    counter["requests"] = 0
+    counter["pairs"] = 0
     cfg = config(tiny_model, pairs, out)
     cfg.max_new_tokens = 5
     evaluate(cfg)
-    assert counter["requests"] == 20
+    assert counter["pairs"] == 10

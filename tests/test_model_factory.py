@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from creative4u.generation import PairRequest, TransformersGenerator
+from creative4u.engines import GenParams, TransformersEngine
+from creative4u.generation import Generation
 from creative4u.images import prepare_image
 from creative4u.model_factory import PRESETS, mrope_section
 from creative4u.protocol import build_messages
@@ -75,16 +77,23 @@ def test_transformers_vllm_and_lora_generate(tiny_model: Path, swatches, tmp_pat
     for name, img in zip("ab", swatches, strict=True):
         paths.append(tmp_path / f"{name}.png")
         img.save(paths[-1])
-    req = [PairRequest("red dress", "Nova elegant red dress", str(paths[0]), str(paths[1]))]
+    query, title = "red dress", "Nova elegant red dress"
 
     model, proc = load(str(tiny_model))
-    hf_base = TransformersGenerator(model, proc).generate(req, max_new_tokens=16)[0]
-    assert hf_base.num_generated_tokens > 0
     prepared = [prepare_image(p, proc) for p in paths]
+
+    def hf(m) -> Generation:
+        engine = TransformersEngine(m, proc)
+        params = GenParams(max_tokens=16, token_ids=engine.answer_token_ids, logprobs=True)
+        chat = build_messages(query, title, *prepared)
+        return asyncio.run(engine.complete(chat, params)).generation()
+
+    hf_base = hf(model)
+    assert hf_base.num_generated_tokens > 0
     prompt_ids = proc(
         text=[
             proc.apply_chat_template(
-                build_messages(req[0].query, req[0].title),
+                build_messages(query, title),
                 tokenize=False,
                 add_generation_prompt=True,
             )
@@ -112,7 +121,7 @@ def test_transformers_vllm_and_lora_generate(tiny_model: Path, swatches, tmp_pat
         keys and all("language_model" in k for k in keys) and not any("visual" in k for k in keys)
     )
     assert is_adapter(adapter) and resolve(str(adapter)).base == str(tiny_model)
-    hf_lora = TransformersGenerator(peft_model, proc).generate(req, max_new_tokens=16)[0]
+    hf_lora = hf(peft_model)
     assert hf_lora.text != hf_base.text
 
     out = tmp_path / "vllm.json"

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from creative4u.engines import Completion, Delta, Engine, GenParams, split_images
 from creative4u.generation import Generation
 from creative4u.protocol import DIMENSION_IDS, DimensionVerdict, Verdict, parse, render
+from creative4u.selection import combine_orders, read_order
 from serve.admission import Admission
 from serve.config import Limits, ServeConfig
-from serve.engines import Completion, Delta, Engine, GenParams, split_images
 from serve.errors import APIError
 from serve.fetch import URLFetcher, address_refusal, host_allowed
 from serve.ranking import bradley_terry, total_order
-from serve.selection import combine_orders, read_order
 
 # --------------------------------------------------------------------------------------------
 # Test doubles
@@ -158,7 +158,7 @@ def test_both_orders_agree_and_confidence_averages_the_two_probabilities() -> No
     # the second order's verdicts are mapped back: its "A<B" on Q3 means our A won Q3
     assert ba.verdict.dimensions["Q3"].verdict == "A>B"
     rows = out.dimensions()
-    assert all(r["verdict"] == "A>B" and r["agreed"] for r in rows)
+    assert all(r.verdict == "A>B" and r.agreed for r in rows)
 
 
 def test_disagreement_is_reported_and_the_probabilities_decide() -> None:
@@ -178,7 +178,7 @@ def test_no_answer_anywhere_falls_back_to_the_rule_and_says_so() -> None:
     )
     assert out.winner == "A" and out.confidence == 0.5 and out.decided_by == "default"
     assert out.order_swap_agreed is None and not out.well_formed
-    assert all(r["verdict"] is None and r["reason"] is None for r in out.dimensions())
+    assert all(r.verdict is None and r.reason is None for r in out.dimensions())
     assert any("by rule" in p for p in out.problems)
 
 

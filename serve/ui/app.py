@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from creative4u.images import to_data_url
 from serve.config import Limits
 from serve.ui import render
 from serve.ui.api import APIProblem, SelectionAPI
@@ -27,7 +28,6 @@ from serve.ui.examples import Examples, try_load_examples
 from serve.ui.images import (
     UploadProblem,
     canvas_size,
-    data_url,
     letterbox,
     mark_winner,
     read_upload,
@@ -341,8 +341,8 @@ def build_ui(
                     yield state
                     return
                 urls = [
-                    data_url(raws[0], upload_name(image_a)),  # type: ignore[arg-type]
-                    data_url(raws[1], upload_name(image_b)),  # type: ignore[arg-type]
+                    to_data_url(raws[0], upload_name(image_a)),  # type: ignore[arg-type]
+                    to_data_url(raws[1], upload_name(image_b)),  # type: ignore[arg-type]
                 ]
                 opts = _options(both_orders, tokens)
                 with ThreadPoolExecutor(max_workers=1) as pool:
@@ -499,7 +499,7 @@ def build_ui(
                     return
                 ids = unique_ids(values)
                 creatives = [
-                    {"id": i, "image": data_url(r, i)} for i, r in zip(ids, raws, strict=True)
+                    {"id": i, "image": to_data_url(r, i)} for i, r in zip(ids, raws, strict=True)
                 ]
                 n = len(values)
                 pairs = n * (n - 1) // 2

@@ -8,8 +8,6 @@ so the two creatives appear at equal size whatever their shapes.
 
 from __future__ import annotations
 
-import base64
-import mimetypes
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -46,13 +44,6 @@ def read_upload(path: str | Path | None, what: str, limits: Limits | None = None
     except ImageError as e:
         raise UploadProblem(f"{what} is not a usable image: {e}.") from e
     return data
-
-
-def data_url(data: bytes, name: str = "image.png") -> str:
-    mime = mimetypes.guess_type(name)[0] or "image/png"
-    if not mime.startswith("image/"):
-        mime = "image/png"
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def canvas_size(images: list[Image.Image], width: int = CANVAS_WIDTH) -> tuple[int, int]:

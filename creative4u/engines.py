@@ -1,12 +1,18 @@
-"""Engine backends: one interface, two implementations, so the API never knows where tokens come from.
+"""Engine backends: one interface, three implementations, so no caller knows where tokens come from.
 
 - `LocalEngine`: vLLM's async engine in this process (continuous batching; a LoRA adapter is
-  served under the API's model name).
+  served under the API's model name). The server, `creative4u eval`, the batch jobs and the
+  Python API run on it.
 - `OpenAIEngine`: any OpenAI-compatible server at a URL (for example a fleet of `vllm serve`
   replicas behind a load balancer), called with the `openai` SDK. Serving scales out by pointing
   the same API at a bigger URL.
+- `TransformersEngine`: transformers `generate` on a model already in memory, which is what
+  training-time validation needs (the model being trained) and what runs where vLLM cannot.
 
-Both take the same `Chat` (Hugging Face style messages whose image parts hold images already
+Each turns its backend's output into one `Completion` (text, tokens, per-step log-probabilities);
+`Completion.generation()` is the one reading of the answer letter's probability from it.
+
+All take the same `Chat` (Hugging Face style messages whose image parts hold images already
 loaded and resized with `creative4u.images`), so the pixels and the prompt the model sees are the
 same whichever backend runs it, and the same as training and evaluation.
 """
@@ -14,8 +20,6 @@ same whichever backend runs it, and the same as training and evaluation.
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -26,9 +30,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from PIL import Image
 
+from creative4u.errors import APIError
 from creative4u.generation import Generation, answer_probs_from_steps, prompt_text
+from creative4u.images import to_data_url
 from creative4u.protocol import parse
-from serve.errors import APIError
 
 Chat = list[dict[str, Any]]
 """Chat messages in Hugging Face form; image parts are `{"type": "image", "image": PIL.Image}`."""
@@ -46,6 +51,9 @@ class GenParams:
     top_logprobs: int = 0
     token_ids: list[int] | None = None
     """Token ids whose log-probabilities are returned at every step (the answer letters)."""
+    use_adapter: bool = True
+    """False answers with the bare base model under a LoRA adapter (the "before fine-tuning"
+    baseline); an OpenAI-compatible upstream serves what it serves and ignores this."""
 
 
 @dataclass
@@ -83,6 +91,9 @@ class Delta:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    pieces: list[str] = field(default_factory=list)
+    """The new tokens' texts and per-step log-probabilities, when they were asked for."""
+    steps: list[dict[str, float]] = field(default_factory=list)
 
 
 def split_images(chat: Chat) -> tuple[Chat, list[Image.Image]]:
@@ -259,7 +270,9 @@ class LocalEngine(Engine):
             output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
         )
 
-    async def _run(self, inputs: dict[str, Any], sampling: Any) -> AsyncIterator[Any]:
+    async def _run(
+        self, inputs: dict[str, Any], sampling: Any, use_adapter: bool = True
+    ) -> AsyncIterator[Any]:
         from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -268,7 +281,10 @@ class LocalEngine(Engine):
         self.in_flight += 1
         try:
             async for out in self._llm.generate(
-                inputs, sampling, uuid.uuid4().hex, lora_request=self._lora
+                inputs,
+                sampling,
+                uuid.uuid4().hex,
+                lora_request=self._lora if use_adapter else None,
             ):
                 yield out
         except EngineDeadError as e:
@@ -278,27 +294,31 @@ class LocalEngine(Engine):
         finally:
             self.in_flight -= 1
 
+    @staticmethod
+    def _logprobs(c: Any) -> tuple[list[str], list[float | None], list[dict[str, float]]]:
+        """vLLM's per-token log-probabilities -> (token texts, sampled log-prob, candidates)."""
+        pieces: list[str] = []
+        sampled: list[float | None] = []
+        steps: list[dict[str, float]] = []
+        for tid, lp in zip(c.token_ids, c.logprobs or [], strict=False):
+            own = lp.get(tid)
+            pieces.append(own.decoded_token or "" if own is not None else "")
+            sampled.append(own.logprob if own is not None else None)
+            steps.append({(v.decoded_token or ""): v.logprob for v in lp.values()})
+        return pieces, sampled, steps
+
     async def complete(
         self, chat: Chat, params: GenParams, *, continue_text: str | None = None
     ) -> Completion:
         final = None
         async for out in self._run(
-            self._inputs(chat, continue_text), self._sampling(params, False)
+            self._inputs(chat, continue_text), self._sampling(params, False), params.use_adapter
         ):
             final = out
         if final is None:
             raise APIError(500, "the engine returned no output")
         c = final.outputs[0]
-        pieces: list[str] = []
-        sampled: list[float | None] = []
-        steps: list[dict[str, float]] | None = None
-        if c.logprobs:
-            steps = []
-            for tid, lp in zip(c.token_ids, c.logprobs, strict=False):
-                own = lp.get(tid)
-                pieces.append(own.decoded_token or "" if own is not None else "")
-                sampled.append(own.logprob if own is not None else None)
-                steps.append({(v.decoded_token or ""): v.logprob for v in lp.values()})
+        pieces, sampled, steps = self._logprobs(c)
         return Completion(
             text=c.text,
             finish_reason=c.finish_reason,
@@ -306,23 +326,28 @@ class LocalEngine(Engine):
             completion_tokens=len(c.token_ids),
             pieces=pieces,
             sampled_logprobs=sampled,
-            steps=steps,
+            steps=steps if c.logprobs else None,
         )
 
     async def stream(self, chat: Chat, params: GenParams) -> AsyncIterator[Delta]:
         n_generated = 0
-        async for out in self._run(self._inputs(chat, None), self._sampling(params, True)):
+        async for out in self._run(
+            self._inputs(chat, None), self._sampling(params, True), params.use_adapter
+        ):
             c = out.outputs[0]
             n_generated += len(c.token_ids)
+            pieces, _, steps = self._logprobs(c)
             if out.finished:
                 yield Delta(
                     c.text,
                     finish_reason=c.finish_reason or "stop",
                     prompt_tokens=len(out.prompt_token_ids or []),
                     completion_tokens=n_generated,
+                    pieces=pieces,
+                    steps=steps,
                 )
-            elif c.text:
-                yield Delta(c.text)
+            elif c.text or pieces:
+                yield Delta(c.text, pieces=pieces, steps=steps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,12 +362,6 @@ def openai_base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def png_data_url(img: Image.Image) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def openai_messages(chat: Chat, cache: dict[int, str] | None = None) -> list[dict[str, Any]]:
     """HF-style chat -> OpenAI chat messages, each image as a PNG data URL (encoded once)."""
     cache = {} if cache is None else cache
@@ -355,7 +374,7 @@ def openai_messages(chat: Chat, cache: dict[int, str] | None = None) -> list[dic
                 if part.get("type") == "image":
                     img = part["image"]
                     if id(img) not in cache:
-                        cache[id(img)] = png_data_url(img)
+                        cache[id(img)] = to_data_url(img)
                     parts.append({"type": "image_url", "image_url": {"url": cache[id(img)]}})
                 elif part.get("type") == "text":
                     parts.append({"type": "text", "text": part.get("text", "")})
@@ -529,18 +548,7 @@ class OpenAIEngine(Engine):
                 ) from e
             raise
         choice = resp.choices[0]
-        pieces: list[str] = []
-        sampled: list[float | None] = []
-        steps: list[dict[str, float]] | None = None
-        content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
-        if content:
-            steps = []
-            for item in content:
-                pieces.append(item.token)
-                sampled.append(item.logprob)
-                step = {t.token: t.logprob for t in (item.top_logprobs or [])}
-                step.setdefault(item.token, item.logprob)
-                steps.append(step)
+        pieces, sampled, steps = _openai_logprobs(choice)
         usage = resp.usage
         return Completion(
             text=choice.message.content or "",
@@ -549,7 +557,7 @@ class OpenAIEngine(Engine):
             completion_tokens=usage.completion_tokens if usage else len(pieces),
             pieces=pieces,
             sampled_logprobs=sampled,
-            steps=steps,
+            steps=steps or None,
         )
 
     def batch_context(self) -> dict[str, Any]:
@@ -570,8 +578,9 @@ class OpenAIEngine(Engine):
                     text = (choice.delta.content if choice.delta else None) or ""
                     if choice.finish_reason:
                         finish = choice.finish_reason
-                    if text:
-                        yield Delta(text)
+                    pieces, _, steps = _openai_logprobs(choice)
+                    if text or pieces:
+                        yield Delta(text, pieces=pieces, steps=steps)
         finally:
             self.in_flight -= 1
             await stream.close()
@@ -583,6 +592,21 @@ class OpenAIEngine(Engine):
         )
 
 
+def _openai_logprobs(choice: Any) -> tuple[list[str], list[float | None], list[dict[str, float]]]:
+    """An OpenAI choice's (or stream chunk's) log-probabilities -> (texts, sampled, candidates)."""
+    content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+    pieces: list[str] = []
+    sampled: list[float | None] = []
+    steps: list[dict[str, float]] = []
+    for item in content or []:
+        pieces.append(item.token)
+        sampled.append(item.logprob)
+        step = {t.token: t.logprob for t in (item.top_logprobs or [])}
+        step.setdefault(item.token, item.logprob)
+        steps.append(step)
+    return pieces, sampled, steps
+
+
 def _upstream_message(e: Any) -> str:
     body = getattr(e, "body", None)
     if isinstance(body, dict):
@@ -592,3 +616,185 @@ def _upstream_message(e: Any) -> str:
         if body.get("message"):
             return str(body["message"])
     return str(e)
+
+
+# --------------------------------------------------------------------------------------------
+# transformers, on a model in memory
+# --------------------------------------------------------------------------------------------
+
+
+class TransformersEngine(Engine):
+    """transformers `generate` on a loaded model (the one being trained, or any checkpoint).
+
+    It has no continuous batching: `complete_many` runs the chats in fixed batches of
+    `batch_size`, off the event loop, which is what validation during training needs.
+    """
+
+    kind = "transformers"
+
+    def __init__(
+        self, model: Any, processor: Any, model_name: str = "creative4u", batch_size: int = 16
+    ):
+        super().__init__(processor, model_name)
+        self.model = model
+        self.batch_size = batch_size
+        self.batch_capacity = batch_size
+
+    @classmethod
+    def from_model(
+        cls,
+        model: str,
+        adapter: str | None = None,
+        *,
+        served_model_name: str = "creative4u",
+        batch_size: int = 16,
+    ) -> TransformersEngine:
+        from creative4u.vlm import load
+
+        loaded, processor = load(model, adapter)
+        return cls(loaded, processor, served_model_name, batch_size)
+
+    async def check_health(self) -> None:
+        return None
+
+    async def complete(
+        self, chat: Chat, params: GenParams, *, continue_text: str | None = None
+    ) -> Completion:
+        return (await self.complete_many([chat], params, [continue_text]))[0]
+
+    async def complete_many(
+        self,
+        chats: Sequence[Chat],
+        params: GenParams,
+        continue_texts: Sequence[str | None] | None = None,
+    ) -> list[Completion]:
+        conts = list(continue_texts) if continue_texts is not None else [None] * len(chats)
+        self.in_flight += len(chats)
+        try:
+            return await asyncio.to_thread(self.generate, list(chats), params, conts)
+        finally:
+            self.in_flight -= len(chats)
+
+    async def stream(self, chat: Chat, params: GenParams) -> AsyncIterator[Delta]:
+        """The finished completion as one piece (generate has no incremental output here)."""
+        c = await self.complete(chat, params)
+        yield Delta(
+            c.text,
+            finish_reason=c.finish_reason,
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            pieces=c.pieces,
+            steps=c.steps or [],
+        )
+
+    def generate(
+        self, chats: list[Chat], params: GenParams, conts: list[str | None]
+    ) -> list[Completion]:
+        import contextlib
+
+        import torch
+
+        from creative4u.generation import generating
+
+        tok = self.processor.tokenizer
+        bare = (
+            self.model.disable_adapter()
+            if not params.use_adapter and hasattr(self.model, "disable_adapter")
+            else contextlib.nullcontext()
+        )
+        out: list[Completion] = []
+        with torch.inference_mode(), generating(self.model), bare:
+            for start in range(0, len(chats), self.batch_size):
+                out += self._batch(
+                    chats[start : start + self.batch_size],
+                    conts[start : start + self.batch_size],
+                    params,
+                    tok,
+                )
+        return out
+
+    def _batch(
+        self, chats: list[Chat], conts: list[str | None], params: GenParams, tok: Any
+    ) -> list[Completion]:
+        import torch
+
+        prompts, images = [], []
+        for chat, cont in zip(chats, conts, strict=True):
+            messages, imgs = split_images(chat)
+            prompts.append(prompt_text(self.processor, messages) + (cont or ""))
+            images += imgs
+        batch = self.processor(
+            text=prompts, images=images or None, padding=True, return_tensors="pt"
+        ).to(self.model.device)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=params.max_tokens,
+            return_dict_in_generate=True,
+            output_scores=bool(params.logprobs or params.token_ids),
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+        if params.temperature > 0:
+            kwargs.update(
+                do_sample=True, temperature=params.temperature, top_k=0, top_p=params.top_p
+            )
+        else:
+            kwargs.update(do_sample=False)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        res = self.model.generate(**batch, **kwargs)
+        prompt_len = batch["input_ids"].shape[1]
+        seqs = res.sequences[:, prompt_len:]
+        logprobs = (
+            torch.stack(res.scores, dim=1).float().log_softmax(-1)
+            if kwargs["output_scores"]
+            else None
+        )
+        out = []
+        for i in range(len(chats)):
+            ids = seqs[i].tolist()
+            n = len(ids)
+            while n and ids[n - 1] == tok.pad_token_id:
+                n -= 1
+            finish = "stop" if n < len(ids) or (n and ids[n - 1] == tok.eos_token_id) else "length"
+            if n and ids[n - 1] == tok.eos_token_id:
+                n -= 1  # the end-of-turn token is not text, as vLLM reports it
+            pieces = [tok.decode([t], skip_special_tokens=False) for t in ids[:n]]
+            steps = None
+            sampled: list[float | None] = []
+            if logprobs is not None:
+                steps = []
+                for j in range(n):
+                    row = logprobs[i, j]
+                    if params.token_ids:
+                        cand = list(params.token_ids)
+                    else:
+                        cand = row.topk(max(params.top_logprobs, 1)).indices.tolist()
+                    step = {tok.decode([t]): float(row[t]) for t in cand}
+                    step.setdefault(pieces[j], float(row[ids[j]]))
+                    steps.append(step)
+                    sampled.append(float(row[ids[j]]))
+            out.append(
+                Completion(
+                    text=tok.decode(ids[:n], skip_special_tokens=True),
+                    finish_reason=finish,
+                    prompt_tokens=int(batch["attention_mask"][i].sum()),
+                    completion_tokens=n,
+                    pieces=pieces,
+                    sampled_logprobs=sampled,
+                    steps=steps,
+                )
+            )
+        return out
+
+
+def make_engine(kind: str, model: str, adapter: str | None = None, **kwargs: Any) -> Engine:
+    """ "vllm" (in process), "transformers", or the URL of an OpenAI-compatible server."""
+    if kind in ("vllm", "local"):
+        return LocalEngine.from_model(model, adapter, **kwargs)
+    if kind == "transformers":
+        return TransformersEngine.from_model(model, adapter, **kwargs)
+    if kind.startswith(("http://", "https://")):
+        if adapter:
+            raise ValueError("with a URL engine the upstream serves the adapter; drop adapter")
+        return OpenAIEngine.from_model(kind, model, **kwargs)
+    raise ValueError(f"engine must be 'vllm', 'transformers' or an http(s) URL, got {kind!r}")

@@ -1,4 +1,8 @@
-"""Selection logic shared by the API and the in-process CLI: both orders -> one honest verdict.
+"""The one selection path: a pair in both orders on any engine -> one calibrated, typed verdict.
+
+The API, the UI (through the API), the CLI and its batch jobs, the Python API, `creative4u eval`,
+SFT validation and GRPO's checkpoint choice all call `AsyncSelector`, so what is measured is what
+users get.
 
 A VLM judging two images side by side has a position bias, so every pair is judged in both orders
 (A,B) and (B,A) in one engine batch. The second order's verdict is mapped back with
@@ -17,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from PIL import Image
 
+from creative4u.calibration import Calibration, calibrated
+from creative4u.engines import Chat, Completion, Delta, Engine, GenParams
+from creative4u.errors import APIError
 from creative4u.generation import Generation, answer_probs_from_steps
 from creative4u.images import fit_to_pixels, processor_pixel_bounds
 from creative4u.protocol import (
@@ -35,13 +41,33 @@ from creative4u.protocol import (
     render,
     swap_letters,
 )
-from serve.engines import Chat, Completion, Engine, GenParams
-from serve.ranking import bradley_terry, total_order
+from creative4u.ranking import rank_plan
+from creative4u.results import (
+    CTR,
+    Comparison,
+    DecidedBy,
+    Decisive,
+    DecisiveDimension,
+    Dimension,
+    OrderOut,
+    RankEntry,
+    Ranking,
+    Selection,
+)
 
 Order = Literal["AB", "BA"]
-DecidedBy = Literal["answer_probabilities", "probe_probabilities", "answers", "default"]
 DEFAULT_BT_PRIOR = 0.5
 TIE_EPS = 1e-9
+
+
+@dataclass
+class PairInput:
+    """One pair to judge: two creatives (already fitted to the model) and the user interest."""
+
+    image_a: Image.Image
+    image_b: Image.Image
+    query: str
+    title: str
 
 
 class CTRScorer(Protocol):
@@ -57,6 +83,10 @@ class SelectOptions:
     temperature: float = 0.0
     seed: int | None = None
     probe_answer: bool | None = None
+    use_adapter: bool = True
+    rank_method: str = "auto"
+    """`/v1/rank`: "auto" (every pair up to 8 creatives, adaptive rounds above), "full" or
+    "adaptive"."""
 
 
 @dataclass
@@ -80,17 +110,17 @@ class OrderResult:
             return None
         return "A" if self.p_first > 0.5 else "B"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "order": self.order,
-            "winner": self.verdict.winner,
-            "p_a": _round(self.p_first),
-            "probability_source": self.prob_source,
-            "well_formed": self.generation.verdict.well_formed,
-            "problems": list(self.generation.verdict.problems),
-            "finish_reason": self.generation.extra.get("finish_reason"),
-            "text": self.generation.text,
-        }
+    def to_model(self) -> OrderOut:
+        return OrderOut(
+            order=self.order,
+            winner=self.verdict.winner,
+            p_a=_round(self.p_first),
+            probability_source=self.prob_source,
+            well_formed=self.generation.verdict.well_formed,
+            problems=list(self.generation.verdict.problems),
+            finish_reason=self.generation.extra.get("finish_reason"),
+            text=self.generation.text,
+        )
 
 
 @dataclass
@@ -99,12 +129,15 @@ class PairOutcome:
 
     winner: str
     p_a: float | None
+    """P(A wins), calibrated when the selector has a calibration."""
     confidence: float
     decided_by: DecidedBy
     order_swap_agreed: bool | None
     orders: list[OrderResult]
     primary: OrderResult
     problems: list[str] = field(default_factory=list)
+    p_a_uncalibrated: float | None = None
+    calibrated: bool = False
 
     @property
     def well_formed(self) -> bool:
@@ -119,7 +152,7 @@ class PairOutcome:
             return 1.0 if self.winner == "A" else 0.0
         return 0.5
 
-    def dimensions(self, perspective: str = "A") -> list[dict[str, Any]]:
+    def dimensions(self, perspective: str = "A") -> list[Dimension]:
         """Q3-Q9 from the primary order; `perspective="B"` relabels so A is the second creative."""
         others = [o for o in self.orders if o is not self.primary]
         rows = []
@@ -134,15 +167,15 @@ class PairOutcome:
                 verdict, swap = _flip(verdict), _flip(swap)
                 reason = swap_letters(reason) if reason else None
             rows.append(
-                {
-                    "id": qid,
-                    "name": q.name,
-                    "question": q.text,
-                    "verdict": verdict,
-                    "reason": reason,
-                    "swap_verdict": swap,
-                    "agreed": (verdict == swap) if verdict and swap else None,
-                }
+                Dimension(
+                    id=qid,
+                    name=q.name,
+                    question=q.text,
+                    verdict=verdict,
+                    reason=reason,
+                    swap_verdict=swap,
+                    agreed=(verdict == swap) if verdict and swap else None,
+                )
             )
         return rows
 
@@ -188,8 +221,11 @@ def read_order(order: Order, gen: Generation, prob_source: str | None) -> OrderR
     return OrderResult(order, gen, verdict, p_first, prob_source if p is not None else None)  # type: ignore[arg-type]
 
 
-def combine_orders(orders: Sequence[OrderResult]) -> PairOutcome:
-    """The one rule that turns one or two orders into winner, confidence and agreement."""
+def combine_orders(
+    orders: Sequence[OrderResult], calibration: Calibration | None = None
+) -> PairOutcome:
+    """The one rule that turns one or two orders into winner, confidence and agreement; the
+    calibration moves the confidence, never the winner."""
     if not orders:
         raise ValueError("combine_orders needs at least one order")
     problems: list[str] = []
@@ -228,11 +264,14 @@ def combine_orders(orders: Sequence[OrderResult]) -> PairOutcome:
             else "no order gave a usable answer or answer probability"
         )
         problems.append(f"{why}; by rule the first creative is returned with confidence 0.5")
-    confidence = 0.5 if decided_by == "default" or p_a is None else max(p_a, 1.0 - p_a)
+    p_raw = p_a
+    p_a, confidence = calibrated(p_raw, decided_by, calibration)
     primary = next((o for o in orders if o.stance == winner), orders[0])
     return PairOutcome(
         winner=winner,
         p_a=p_a,
+        p_a_uncalibrated=p_raw,
+        calibrated=calibration is not None,
         confidence=confidence,
         decided_by=decided_by,
         order_swap_agreed=agreed,
@@ -240,6 +279,29 @@ def combine_orders(orders: Sequence[OrderResult]) -> PairOutcome:
         primary=primary,
         problems=problems,
     )
+
+
+def outcome_record(o: PairOutcome) -> dict[str, Any]:
+    """A pair's outcome as a JSON record (eval's saved answers, validation): the decision with
+    its uncalibrated P(A), and each order as the model saw it (its own A/B labels)."""
+    return {
+        "winner": o.winner,
+        "p_a": o.p_a_uncalibrated,
+        "decided_by": o.decided_by,
+        "order_swap_agreed": o.order_swap_agreed,
+        "well_formed": o.well_formed,
+        "orders": [
+            {
+                "swapped": r.order == "BA",
+                "winner": r.generation.verdict.winner,
+                "well_formed": r.generation.verdict.well_formed,
+                "p_a": r.generation.p_a,
+                "dimensions": {d: v.verdict for d, v in r.generation.verdict.dimensions.items()},
+                "text": r.generation.text,
+            }
+            for r in o.orders
+        ],
+    }
 
 
 def needs_probe(c: Completion) -> str | None:
@@ -260,8 +322,9 @@ def first_step_probs(c: Completion) -> dict[str, float] | None:
     return answer_probs_from_steps(["<answer>", *c.pieces], [None, *c.steps])
 
 
-class Selector:
-    """Pairs and rankings on any `Engine`; the API and the in-process CLI both use this class."""
+class AsyncSelector:
+    """Pairs and rankings on any `Engine`, as coroutines (the server's event loop, eval's, the
+    batch jobs'); `creative4u.Selector` is the blocking face of the same class for notebooks."""
 
     def __init__(
         self,
@@ -271,12 +334,14 @@ class Selector:
         probe_answer: bool = True,
         ctr_scorer: CTRScorer | None = None,
         metrics: Any = None,
+        calibration: Calibration | None = None,
     ):
         self.engine = engine
         self.default_max_tokens = default_max_tokens
         self.probe_answer = probe_answer
         self.ctr_scorer = ctr_scorer
         self.metrics = metrics
+        self.calibration = calibration
 
     # ---- building blocks -------------------------------------------------------------------
 
@@ -293,6 +358,7 @@ class Selector:
             token_ids=self.engine.answer_token_ids,
             logprobs=True,
             top_logprobs=20,
+            use_adapter=options.use_adapter,
         )
 
     def _count(self, comps: Sequence[Completion], purpose: str) -> None:
@@ -316,8 +382,6 @@ class Selector:
             return out
         params = self.params(options)
         params.max_tokens, params.temperature, params.stop = 1, 0.0, None
-        from serve.errors import APIError
-
         try:
             probed = await self.engine.complete_many(
                 [chats[i] for i in todo], params, [conts[i] for i in todo]
@@ -331,27 +395,28 @@ class Selector:
             out[i] = c
         return out
 
-    async def compare(
-        self,
-        pairs: Sequence[tuple[Image.Image, Image.Image]],
-        query: str,
-        title: str,
-        options: SelectOptions | None = None,
-    ) -> list[PairOutcome]:
-        """Judge every pair (both orders unless told otherwise), all in one engine batch."""
-        options = options or SelectOptions()
-        orders: list[Order] = ["AB", "BA"] if options.both_orders else ["AB"]
+    @staticmethod
+    def _chats(items: Sequence[PairInput], orders: Sequence[Order]) -> list[Chat]:
         chats: list[Chat] = []
-        for a, b in pairs:
+        for it in items:
             for order in orders:
-                x, y = (a, b) if order == "AB" else (b, a)
-                chats.append(build_messages(query, title, x, y))
-        comps = await self.engine.complete_many(chats, self.params(options))
-        self._count(comps, "select")
+                x, y = (it.image_a, it.image_b) if order == "AB" else (it.image_b, it.image_a)
+                chats.append(build_messages(it.query, it.title, x, y))
+        return chats
+
+    async def _outcomes(
+        self,
+        n_pairs: int,
+        orders: Sequence[Order],
+        chats: list[Chat],
+        comps: list[Completion],
+        options: SelectOptions,
+    ) -> list[PairOutcome]:
+        """Completions of `n_pairs` x `orders` -> probes where needed -> one outcome per pair."""
         probes = await self._probe(chats, comps, options)
         outcomes = []
         k = 0
-        for _ in pairs:
+        for _ in range(n_pairs):
             results = []
             for order in orders:
                 gen, src = comps[k].generation(), "answer"
@@ -361,13 +426,34 @@ class Selector:
                         gen.answer_probs, src = probe_probs, "probe"
                 results.append(read_order(order, gen, src))
                 k += 1
-            outcome = combine_orders(results)
+            outcome = combine_orders(results, self.calibration)
             if self.metrics is not None:
                 self.metrics.pairs.labels(
                     str(outcome.well_formed).lower(), str(outcome.order_swap_agreed).lower()
                 ).inc()
             outcomes.append(outcome)
         return outcomes
+
+    async def compare_many(
+        self, items: Sequence[PairInput], options: SelectOptions | None = None
+    ) -> list[PairOutcome]:
+        """Judge every pair (both orders unless told otherwise), all in one engine batch."""
+        options = options or SelectOptions()
+        orders: list[Order] = ["AB", "BA"] if options.both_orders else ["AB"]
+        chats = self._chats(items, orders)
+        comps = await self.engine.complete_many(chats, self.params(options))
+        self._count(comps, "select")
+        return await self._outcomes(len(items), orders, chats, comps, options)
+
+    async def compare(
+        self,
+        pairs: Sequence[tuple[Image.Image, Image.Image]],
+        query: str,
+        title: str,
+        options: SelectOptions | None = None,
+    ) -> list[PairOutcome]:
+        """Pairs that share one user interest (a product's creatives)."""
+        return await self.compare_many([PairInput(a, b, query, title) for a, b in pairs], options)
 
     async def predict_ctr(
         self, images: Sequence[Image.Image], query: str, title: str
@@ -382,7 +468,33 @@ class Selector:
         except Exception as e:  # a CTR failure must not hide the selection
             return [None] * len(images), f"M2FN scoring failed: {type(e).__name__}: {e}"
 
-    # ---- the two operations ----------------------------------------------------------------
+    # ---- the operations ----------------------------------------------------------------------
+
+    def selection(
+        self,
+        outcome: PairOutcome,
+        ctr: Sequence[float | None] = (None, None),
+        extra_problems: Sequence[str] = (),
+        seconds: float = 0.0,
+    ) -> Selection:
+        """A pair's outcome as the typed result every surface returns."""
+        return Selection(
+            winner=outcome.winner,  # type: ignore[arg-type]
+            confidence=_round(outcome.confidence),  # type: ignore[arg-type]
+            p_a=_round(outcome.p_a),
+            p_a_uncalibrated=_round(outcome.p_a_uncalibrated),
+            calibrated=outcome.calibrated,
+            decided_by=outcome.decided_by,
+            order_swap_agreed=outcome.order_swap_agreed,
+            dimensions=outcome.dimensions(),
+            rationale=outcome.rationale(),
+            well_formed=outcome.well_formed,
+            problems=outcome.problems_all() + list(extra_problems),
+            ctr=CTR(a=ctr[0], b=ctr[1]),
+            orders=[o.to_model() for o in outcome.orders],
+            model=self.engine.model_name,
+            latency_ms=round(seconds * 1000, 1),
+        )
 
     async def select(
         self,
@@ -390,8 +502,8 @@ class Selector:
         query: str,
         title: str,
         options: SelectOptions | None = None,
-    ) -> dict[str, Any]:
-        """Two creatives -> the `/v1/select` response body."""
+    ) -> Selection:
+        """Two creatives -> the `/v1/select` result."""
         if len(images) != 2:
             raise ValueError(f"select compares exactly 2 creatives, got {len(images)}")
         t0 = time.perf_counter()
@@ -400,22 +512,53 @@ class Selector:
             self.compare([(prepared[0], prepared[1])], query, title, options),
             self.predict_ctr(images, query, title),
         )
-        problems = outcome.problems_all() + ([ctr_problem] if ctr_problem else [])
-        return {
-            "winner": outcome.winner,
-            "confidence": _round(outcome.confidence),
-            "p_a": _round(outcome.p_a),
-            "decided_by": outcome.decided_by,
-            "order_swap_agreed": outcome.order_swap_agreed,
-            "dimensions": outcome.dimensions(),
-            "rationale": outcome.rationale(),
-            "well_formed": outcome.well_formed,
-            "problems": problems,
-            "ctr": {"a": ctr[0], "b": ctr[1]},
-            "orders": [o.to_dict() for o in outcome.orders],
-            "model": self.engine.model_name,
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
-        }
+        problems = [ctr_problem] if ctr_problem else []
+        return self.selection(outcome, ctr, problems, time.perf_counter() - t0)
+
+    async def select_stream(
+        self,
+        images: Sequence[Image.Image],
+        query: str,
+        title: str,
+        options: SelectOptions | None = None,
+    ) -> AsyncIterator[Delta | Selection]:
+        """`select`, with the (A, B) order's text as it is generated: `Delta`s, then the
+        `Selection`. The streamed order is one of the two the decision reads (no third
+        generation), so a page can show the reasoning while the other order runs."""
+        if len(images) != 2:
+            raise ValueError(f"select compares exactly 2 creatives, got {len(images)}")
+        options = options or SelectOptions()
+        t0 = time.perf_counter()
+        a, b = (self.prepare(i) for i in images)
+        item = PairInput(a, b, query, title)
+        orders: list[Order] = ["AB", "BA"] if options.both_orders else ["AB"]
+        chats = self._chats([item], orders)
+        params = self.params(options)
+        rest = asyncio.ensure_future(self.engine.complete_many(chats[1:], params))
+        ctr_task = asyncio.ensure_future(self.predict_ctr(images, query, title))
+        try:
+            first = Completion("", None, 0, 0, pieces=[], sampled_logprobs=[], steps=[])
+            async for d in self.engine.stream(chats[0], params):
+                first.text += d.text
+                first.pieces += d.pieces
+                first.steps += d.steps  # type: ignore[operator]
+                if d.finish_reason is not None:
+                    first.finish_reason = d.finish_reason
+                    first.prompt_tokens = d.prompt_tokens or 0
+                    first.completion_tokens = d.completion_tokens or len(first.pieces)
+                if d.text:
+                    yield Delta(d.text)
+            first.steps = first.steps or None
+            comps = [first, *await rest]
+        except BaseException:
+            rest.cancel()
+            ctr_task.cancel()
+            raise
+        self._count(comps, "select")
+        (outcome,) = await self._outcomes(1, orders, chats, comps, options)
+        ctr, ctr_problem = await ctr_task
+        problems = [ctr_problem] if ctr_problem else []
+        yield self.selection(outcome, ctr, problems, time.perf_counter() - t0)
 
     async def rank(
         self,
@@ -425,75 +568,89 @@ class Selector:
         options: SelectOptions | None = None,
         ids: Sequence[str] | None = None,
         prior: float = DEFAULT_BT_PRIOR,
-    ) -> dict[str, Any]:
-        """N creatives -> all pairs, both orders, one batch -> Bradley-Terry -> a total order."""
+    ) -> Ranking:
+        """N creatives -> pairwise comparisons (every pair, or adaptive rounds for large N),
+        both orders, each round one engine batch -> Bradley-Terry -> a total order."""
+        options = options or SelectOptions()
         n = len(images)
         if n < 2:
             raise ValueError(f"rank needs at least 2 creatives, got {n}")
         ids = list(ids) if ids is not None else [str(i) for i in range(n)]
         t0 = time.perf_counter()
         prepared = [self.prepare(i) for i in images]
-        index_pairs = list(combinations(range(n), 2))
-        outcomes, (ctr, ctr_problem) = await asyncio.gather(
-            self.compare(
-                [(prepared[i], prepared[j]) for i, j in index_pairs], query, title, options
-            ),
+        by_pair: dict[tuple[int, int], PairOutcome] = {}
+
+        async def judge(pairs: list[tuple[int, int]]) -> list[float]:
+            """P(i beats j) for each (i, j); each pair is judged with the lower index first."""
+            canon = [(min(i, j), max(i, j)) for i, j in pairs]
+            outs = await self.compare(
+                [(prepared[i], prepared[j]) for i, j in canon], query, title, options
+            )
+            by_pair.update(zip(canon, outs, strict=True))
+            return [
+                o.strength_a if i < j else 1.0 - o.strength_a
+                for (i, j), o in zip(pairs, outs, strict=True)
+            ]
+
+        plan, (ctr, ctr_problem) = await asyncio.gather(
+            rank_plan(n, judge, method=options.rank_method, prior=prior),
             self.predict_ctr(images, query, title),
         )
-        wins = np.zeros((n, n))
-        by_pair: dict[tuple[int, int], PairOutcome] = {}
-        for (i, j), o in zip(index_pairs, outcomes, strict=True):
-            wins[i, j], wins[j, i] = o.strength_a, 1.0 - o.strength_a
-            by_pair[(i, j)] = o
-        scores = bradley_terry(wins, prior=prior)
-        expected = wins.sum(axis=1)
-        order = total_order(list(scores), list(expected))
+        scores, order = plan.scores, plan.order
+        expected = np.zeros(n)
+        for (i, j), o in by_pair.items():
+            expected[i] += o.strength_a
+            expected[j] += 1.0 - o.strength_a
 
-        def decisive(i: int, j: int) -> dict[str, Any]:
-            o = by_pair[(min(i, j), max(i, j))]
+        def decisive(i: int, j: int) -> Decisive | None:
+            o = by_pair.get((min(i, j), max(i, j)))
+            if o is None:
+                return None
             first = i < j
             p_i = o.strength_a if first else 1.0 - o.strength_a
             won = None if o.decided_by == "default" else (o.winner == "A") == first
-            return {
-                "against": ids[j],
-                "against_index": j,
-                "won": won,
-                "p_win": _round(p_i),
-                "decided_by": o.decided_by,
-                "order_swap_agreed": o.order_swap_agreed,
-                "well_formed": o.well_formed,
-                "dimensions": [
-                    {k: d[k] for k in ("id", "name", "verdict", "reason")}
+            return Decisive(
+                against=ids[j],
+                against_index=j,
+                won=won,
+                p_win=_round(p_i),
+                decided_by=o.decided_by,
+                order_swap_agreed=o.order_swap_agreed,
+                well_formed=o.well_formed,
+                dimensions=[
+                    DecisiveDimension(id=d.id, name=d.name, verdict=d.verdict, reason=d.reason)
                     for d in o.dimensions("A" if first else "B")
                 ],
-            }
+            )
 
         ranking = []
         for pos, i in enumerate(order):
             neighbours = [order[p] for p in (pos - 1, pos + 1) if 0 <= p < n]
             ranking.append(
-                {
-                    "rank": pos + 1,
-                    "id": ids[i],
-                    "index": i,
-                    "score": _round(scores[i]),
-                    "expected_wins": _round(expected[i]),
-                    "ctr": ctr[i],
-                    "decisive": [decisive(i, j) for j in neighbours],
-                }
+                RankEntry(
+                    rank=pos + 1,
+                    id=ids[i],
+                    index=i,
+                    score=_round(scores[i]),
+                    expected_wins=_round(expected[i]),
+                    ctr=ctr[i],
+                    decisive=[d for j in neighbours if (d := decisive(i, j)) is not None],
+                )
             )
+        compared = sorted({(min(i, j), max(i, j)) for i, j, _ in plan.pairs})
+        outcomes = [by_pair[c] for c in compared]
         comparisons = [
-            {
-                "a": ids[i],
-                "b": ids[j],
-                "winner": ids[i] if o.winner == "A" else ids[j],
-                "p_a": _round(o.p_a),
-                "confidence": _round(o.confidence),
-                "decided_by": o.decided_by,
-                "order_swap_agreed": o.order_swap_agreed,
-                "well_formed": o.well_formed,
-            }
-            for (i, j), o in zip(index_pairs, outcomes, strict=True)
+            Comparison(
+                a=ids[i],
+                b=ids[j],
+                winner=ids[i] if o.winner == "A" else ids[j],
+                p_a=_round(o.p_a),
+                confidence=_round(o.confidence),
+                decided_by=o.decided_by,
+                order_swap_agreed=o.order_swap_agreed,
+                well_formed=o.well_formed,
+            )
+            for (i, j), o in zip(compared, outcomes, strict=True)
         ]
         not_wf = sum(not o.well_formed for o in outcomes)
         disagree = sum(o.order_swap_agreed is False for o in outcomes)
@@ -510,12 +667,21 @@ class Selector:
             )
         if ctr_problem:
             problems.append(ctr_problem)
-        return {
-            "ranking": ranking,
-            "comparisons": comparisons,
-            "method": f"Bradley-Terry (MM) over {len(outcomes)} pairs, prior {prior}",
-            "well_formed": not_wf == 0,
-            "problems": problems,
-            "model": self.engine.model_name,
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
-        }
+        possible = n * (n - 1) // 2
+        how = (
+            "every pair"
+            if plan.method == "round_robin"
+            else f"{plan.method}, {plan.rounds} rounds, {len(outcomes)} of {possible} pairs"
+        )
+        return Ranking(
+            ranking=ranking,
+            comparisons=comparisons,
+            method=f"Bradley-Terry (MM) over {len(outcomes)} pairs ({how}), prior {prior}",
+            pairs_compared=len(outcomes),
+            pairs_possible=possible,
+            generations=sum(len(o.orders) for o in outcomes),
+            well_formed=not_wf == 0,
+            problems=problems,
+            model=self.engine.model_name,
+            latency_ms=round((time.perf_counter() - t0) * 1000, 1),
+        )

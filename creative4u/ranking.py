@@ -1,0 +1,248 @@
+"""Ranking N creatives from pairwise comparisons: Bradley-Terry, and which pairs to compare.
+
+Each comparison contributes the probability that one creative beats the other (both orders
+already averaged), so a confident comparison counts more than a coin flip. A weak prior (every
+creative wins and loses `prior` games against a virtual opponent of strength 1) keeps the fit
+finite when one creative wins everything and makes it well defined for any comparison graph.
+
+A full round robin costs n(n-1)/2 comparisons (496 for 32 creatives). `adaptive` runs Swiss
+rounds instead: each round pairs neighbours in the current Bradley-Terry order, the pairs whose
+order is least settled, and sends the whole round to the engine as one batch. `rank_plan` picks
+between the two.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+Compare = Callable[[list[tuple[int, int]]], Awaitable[list[float]]]
+"""`compare(pairs)` -> for each (i, j), P(creative i beats creative j), in [0, 1]."""
+
+METHODS = ("auto", "full", "round_robin", "adaptive")
+
+# The first Swiss round pairs a fixed shuffle, not the upload order: creatives uploaded in order
+# of quality (or as variants of one another) would otherwise meet their closest rivals first.
+_FIRST_ROUND_SEED = 0
+# Swiss rounds beyond ceil(log2 n); see `default_rounds` for the measurement behind it.
+_EXTRA_ROUNDS = 2
+
+
+def bradley_terry(
+    wins: Sequence[Sequence[float]] | np.ndarray,
+    prior: float = 0.5,
+    max_iter: int = 10_000,
+    tol: float = 1e-10,
+) -> np.ndarray:
+    """Log-strengths (mean 0) from a matrix of (fractional) wins, `wins[i][j]` = i's wins over j.
+
+    Uses Hunter's MM algorithm (each step cannot decrease the likelihood), which needs no step
+    size and no scipy.
+    """
+    w = np.asarray(wins, dtype=float)
+    n = w.shape[0]
+    if w.shape != (n, n):
+        raise ValueError(f"wins must be a square matrix, got shape {w.shape}")
+    if n == 0:
+        return np.zeros(0)
+    if prior <= 0:
+        raise ValueError("prior must be > 0 (it keeps the fit finite)")
+    np.fill_diagonal(w, 0.0)
+    games = w + w.T
+    won = w.sum(axis=1) + prior
+    p = np.ones(n)
+    for _ in range(max_iter):
+        denom = (games / (p[:, None] + p[None, :])).sum(axis=1) + 2 * prior / (p + 1.0)
+        new = won / denom
+        if np.max(np.abs(np.log(new) - np.log(p))) < tol:
+            p = new
+            break
+        p = new
+    scores = np.log(p)
+    return scores - scores.mean()
+
+
+def total_order(scores: Sequence[float], tiebreak: Sequence[float] | None = None) -> list[int]:
+    """Indices from best to worst; ties go to the higher tiebreak, then to the earlier index."""
+    tb = list(tiebreak) if tiebreak is not None else [0.0] * len(scores)
+
+    def key(i: int) -> tuple[float, float, int]:
+        s = scores[i]
+        return (-round(float(s), 9) if math.isfinite(s) else math.inf, -tb[i], i)
+
+    return sorted(range(len(scores)), key=key)
+
+
+@dataclass
+class RankPlan:
+    """What a ranking cost and what it concluded."""
+
+    scores: np.ndarray  # BT log-strengths, mean 0
+    order: list[int]  # best to worst (total_order of scores, tiebreak expected wins)
+    pairs: list[tuple[int, int, float]]  # every comparison made: (i, j, P(i beats j)), i < j
+    rounds: int  # engine batches used
+    method: str  # "round_robin" or "swiss"
+
+
+def kendall_tau(order_a: list[int], order_b: list[int]) -> float:
+    """Kendall's tau-a between two total orders of the same items: 1 same, -1 reversed.
+
+    (concordant - discordant) / (n(n-1)/2), counted directly; orders have no ties, so tau-a is
+    also tau-b, and the O(n^2) count is instant for the tens of creatives ranked here.
+    """
+    if len(order_a) != len(order_b) or set(order_a) != set(order_b):
+        raise ValueError("kendall_tau needs two orders of the same items")
+    if len(set(order_a)) != len(order_a):
+        raise ValueError("kendall_tau needs orders without repeated items")
+    n = len(order_a)
+    if n < 2:
+        return 1.0
+    pos_b = {item: k for k, item in enumerate(order_b)}
+    seq = [pos_b[item] for item in order_a]
+    discordant = sum(seq[x] > seq[y] for x, y in combinations(range(n), 2))
+    total = n * (n - 1) // 2
+    return (total - 2 * discordant) / total
+
+
+def default_rounds(n: int) -> int:
+    """Swiss rounds `adaptive` runs by default: ceil(log2 n) + 2.
+
+    Measured by experiments/rank_simulation.py (200 seeds, a noisy Bradley-Terry judge about
+    72 % accurate on random pairs; tau = Kendall tau against the true order):
+
+        n   rounds  comparisons (full)   tau swiss   tau full
+        8   5       20 (28)              0.62        0.66
+        16  6       48 (120)             0.69        0.77
+        32  7       112 (496)            0.75        0.84
+
+    Each round past ceil(log2 n) + 2 adds n/2 comparisons for less gain than the rounds before
+    it (see the simulation's rounds sweep), and fewer rounds fall off quickly.
+    """
+    if n < 2:
+        return 0
+    return math.ceil(math.log2(n)) + _EXTRA_ROUNDS
+
+
+def _fit(n: int, pairs: Sequence[tuple[int, int, float]], prior: float) -> RankPlan:
+    """Bradley-Terry over the comparisons made so far (rounds and method filled in by callers)."""
+    wins = np.zeros((n, n))
+    for i, j, p in pairs:
+        wins[i, j] += p
+        wins[j, i] += 1.0 - p
+    scores = bradley_terry(wins, prior=prior)
+    order = total_order(list(scores), list(wins.sum(axis=1)))
+    return RankPlan(scores=scores, order=order, pairs=list(pairs), rounds=0, method="")
+
+
+async def _ask(
+    compare: Compare, pairs: list[tuple[int, int]]
+) -> list[tuple[int, int, float]]:
+    """One engine batch; checks the answer's length and range so a bad engine fails loudly."""
+    probs = list(await compare(pairs))
+    if len(probs) != len(pairs):
+        raise ValueError(f"compare returned {len(probs)} probabilities for {len(pairs)} pairs")
+    out = []
+    for (i, j), p in zip(pairs, probs, strict=True):
+        p = float(p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"compare returned P={p} for pair {(i, j)}, outside [0, 1]")
+        out.append((i, j, p))
+    return out
+
+
+def _check_n(n: int) -> None:
+    if n < 2:
+        raise ValueError(f"ranking needs at least 2 creatives, got {n}")
+
+
+async def round_robin(n: int, compare: Compare, prior: float = 0.5) -> RankPlan:
+    """Every unordered pair (i < j) once, in one engine batch: n(n-1)/2 comparisons."""
+    _check_n(n)
+    made = await _ask(compare, list(combinations(range(n), 2)))
+    plan = _fit(n, made, prior)
+    plan.rounds, plan.method = 1, "round_robin"
+    return plan
+
+
+def _swiss_pairs(order: list[int], played: set[tuple[int, int]], byes: list[int]) -> list[int]:
+    """Pair neighbours in `order` (greedy from the top, skipping pairs already played).
+
+    Returns the flat list [a0, b0, a1, b1, ...]. With an odd number of creatives the bye goes to
+    the lowest-placed among those with the fewest byes, so no creative sits out twice before
+    everyone has sat out once. Creatives whose remaining unplayed partners are all taken sit
+    the round out (only happens when most pairs have been played).
+    """
+    waiting = list(order)
+    if len(waiting) % 2 == 1:
+        fewest = min(byes[i] for i in waiting)
+        bye = next(i for i in reversed(waiting) if byes[i] == fewest)
+        byes[bye] += 1
+        waiting.remove(bye)
+    flat: list[int] = []
+    while waiting:
+        a = waiting.pop(0)
+        for k, b in enumerate(waiting):
+            if (min(a, b), max(a, b)) not in played:
+                flat += [a, waiting.pop(k)]
+                break
+    return flat
+
+
+async def adaptive(
+    n: int, compare: Compare, prior: float = 0.5, rounds: int | None = None
+) -> RankPlan:
+    """Swiss rounds: pair neighbours in the current Bradley-Terry order, refit, repeat.
+
+    Round one pairs a fixed (seeded) shuffle; every later round refits Bradley-Terry on all
+    comparisons so far and pairs neighbours in that order, because neighbours are the pairs
+    whose order is least settled. A pair is never compared twice; an odd creative out gets a
+    bye. Each round is one engine batch of at most n/2 comparisons, so the default
+    `default_rounds(n)` rounds cost about n/2 * (ceil(log2 n) + 2) comparisons instead of
+    n(n-1)/2. Stops early once no unplayed pair is left.
+    """
+    _check_n(n)
+    rounds = default_rounds(n) if rounds is None else rounds
+    if rounds < 1:
+        raise ValueError(f"adaptive needs at least 1 round, got {rounds}")
+    played: set[tuple[int, int]] = set()
+    made: list[tuple[int, int, float]] = []
+    byes = [0] * n
+    order = list(range(n))
+    random.Random(_FIRST_ROUND_SEED).shuffle(order)
+    used = 0
+    for _ in range(rounds):
+        flat = _swiss_pairs(order, played, byes)
+        if not flat:
+            break
+        batch = [(min(a, b), max(a, b)) for a, b in zip(flat[::2], flat[1::2], strict=True)]
+        made += await _ask(compare, batch)
+        played.update(batch)
+        used += 1
+        order = _fit(n, made, prior).order
+    plan = _fit(n, made, prior)
+    plan.rounds, plan.method = used, "swiss"
+    return plan
+
+
+async def rank_plan(
+    n: int,
+    compare: Compare,
+    method: str = "auto",
+    prior: float = 0.5,
+    full_below: int = 8,
+) -> RankPlan:
+    """Rank n creatives; "auto" runs the full round robin while it is cheap (n <= full_below).
+
+    For n <= 8 the round robin costs at most 28 comparisons in a single batch and is the most
+    accurate; past that its quadratic cost dominates and Swiss rounds take over.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown ranking method {method!r}; allowed: {', '.join(METHODS)}")
+    if method in ("full", "round_robin") or (method == "auto" and n <= full_below):
+        return await round_robin(n, compare, prior=prior)
+    return await adaptive(n, compare, prior=prior)
