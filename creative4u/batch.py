@@ -79,7 +79,8 @@ def done_ids(journal: Path, key: str = "id") -> set[str]:
     ids = set()
     for line in keep.decode().splitlines():
         if line.strip():
-            ids.add(str(json.loads(line)[key]))
+            rec = json.loads(line)
+            ids.add(str(rec.get("key", rec[key])))
     return ids
 
 
@@ -168,14 +169,11 @@ async def select_pairs(
         str(r.get("id")) if r.get("id") not in (None, "") else f"row-{i}"
         for i, r in enumerate(rows)
     ]
-    todo, dup = [], set()
-    first: set[str] = set()
+    # a repeated id is a bad row of its own, keyed by its row so a rerun knows it is done
+    keys, first_row = [], {}
     for i, rid in enumerate(ids):
-        if rid in first:
-            dup.add(i)
-        first.add(rid)
-        if rid not in seen:
-            todo.append(i)
+        keys.append(rid if first_row.setdefault(rid, i) == i else f"{rid}@row{i}")
+    todo = [i for i, k in enumerate(keys) if k not in seen]
     answered = failed = 0
     bar = tqdm(total=len(rows), initial=len(rows) - len(todo), unit="pair", disable=not progress)
     with journal.open("a") as fh:
@@ -190,8 +188,11 @@ async def select_pairs(
             idx = todo[start : start + chunk]
             items, ok_idx = [], []
             for i in idx:
-                if i in dup:
-                    write({"id": ids[i], "ok": False, "error": f"duplicate id {ids[i]!r}"})
+                if keys[i] != ids[i]:
+                    why = (
+                        f"duplicate id {ids[i]!r} (first at row {first_row[ids[i]]}): not answered"
+                    )
+                    write({"id": ids[i], "key": keys[i], "ok": False, "error": why})
                     continue
                 try:
                     items.append(pair_input(selector, rows[i], root))

@@ -31,6 +31,8 @@ METHODS = ("auto", "full", "round_robin", "adaptive")
 _FIRST_ROUND_SEED = 0
 # Swiss rounds beyond ceil(log2 n); see `default_rounds` for the measurement behind it.
 _EXTRA_ROUNDS = 2
+# Between rounds the fit only has to order the creatives for pairing; the final fit is exact.
+_PAIRING_TOL = 1e-6
 
 
 def bradley_terry(
@@ -128,20 +130,20 @@ def default_rounds(n: int) -> int:
     return math.ceil(math.log2(n)) + _EXTRA_ROUNDS
 
 
-def _fit(n: int, pairs: Sequence[tuple[int, int, float]], prior: float) -> RankPlan:
+def _fit(
+    n: int, pairs: Sequence[tuple[int, int, float]], prior: float, tol: float = 1e-10
+) -> RankPlan:
     """Bradley-Terry over the comparisons made so far (rounds and method filled in by callers)."""
     wins = np.zeros((n, n))
     for i, j, p in pairs:
         wins[i, j] += p
         wins[j, i] += 1.0 - p
-    scores = bradley_terry(wins, prior=prior)
+    scores = bradley_terry(wins, prior=prior, tol=tol)
     order = total_order(list(scores), list(wins.sum(axis=1)))
     return RankPlan(scores=scores, order=order, pairs=list(pairs), rounds=0, method="")
 
 
-async def _ask(
-    compare: Compare, pairs: list[tuple[int, int]]
-) -> list[tuple[int, int, float]]:
+async def _ask(compare: Compare, pairs: list[tuple[int, int]]) -> list[tuple[int, int, float]]:
     """One engine batch; checks the answer's length and range so a bad engine fails loudly."""
     probs = list(await compare(pairs))
     if len(probs) != len(pairs):
@@ -223,7 +225,8 @@ async def adaptive(
         made += await _ask(compare, batch)
         played.update(batch)
         used += 1
-        order = _fit(n, made, prior).order
+        # Only the order is needed to pair the next round, so a looser fit will do.
+        order = _fit(n, made, prior, tol=_PAIRING_TOL).order
     plan = _fit(n, made, prior)
     plan.rounds, plan.method = used, "swiss"
     return plan

@@ -3,8 +3,7 @@
 Simulate the default world, build CreativePair, train M2FN, CoT-SFT of the shipped perception-
 pretrained `small` base (`models/small-base`, rebuilt by `creative4u model pretrain`), GRPO with
 the M2FN reward, calibrate its confidence on validation, evaluate against the baselines, then
-show one explained selection and
-print the command that serves the selector. Each step runs the same command a user would run (so
+show one explained selection and print the command that serves the selector. Each step runs the same command a user would run (so
 the demo exercises the real entry points), shows its progress and time, and is skipped on a rerun
 when its inputs have not changed (a step's key hashes its command and the keys of the steps it
 reads from, and the bytes of the files it names as inputs, such as the base's weights).

@@ -177,6 +177,13 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 def _batch_args(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--out", default=None, help=f"{what} results (.jsonl, or .parquet)")
     p.add_argument(
+        "--chunk",
+        type=int,
+        default=128,
+        help="batch: pairs (or groups, a sixteenth of it) submitted to the engine at a time and "
+        "saved together (default: 128)",
+    )
+    p.add_argument(
         "--images",
         default=None,
         metavar="DIR",

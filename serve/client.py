@@ -132,7 +132,9 @@ def run_batch(args: argparse.Namespace, kind: str) -> int:
         root = Path(args.images) if args.images else Path(args.pairs).parent
 
         async def job(selector: Any) -> Any:
-            return await batch.select_pairs(selector, rows, out, root=root, options=opts)
+            return await batch.select_pairs(
+                selector, rows, out, root=root, options=opts, chunk=args.chunk
+            )
 
     else:
         groups = batch.read_groups(args.groups, args.query, args.title)
@@ -140,7 +142,14 @@ def run_batch(args: argparse.Namespace, kind: str) -> int:
         root = Path(args.images) if args.images else (src if src.is_dir() else src.parent)
 
         async def job(selector: Any) -> Any:
-            return await batch.rank_groups(selector, groups, out, root=root, options=opts)
+            return await batch.rank_groups(
+                selector,
+                groups,
+                out,
+                root=root,
+                options=opts,
+                concurrency=max(1, args.chunk // 16),
+            )
 
     report = with_local_selector(args, job)
     print(json.dumps(report.to_dict()))

@@ -481,3 +481,84 @@ def test_cli_select_in_process_matches_the_server(
     for lo, ro in zip(local["orders"], remote["orders"], strict=True):
         assert lo["text"] == ro["text"]
         assert lo["p_a"] == pytest.approx(ro["p_a"], abs=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# One selection path: eval scores what the server serves; the page's stream is one of its orders
+# --------------------------------------------------------------------------------------------
+
+
+def test_eval_scores_the_decisions_the_server_returns(
+    tiny_model: Path, adapter: Path, http: httpx.Client, tmp_path: Path
+) -> None:
+    """`creative4u eval` and `/v1/select` on the same pairs: the same winners, the same
+    accuracy, the same P(A) (the served decision is what the report measures)."""
+    from datasets import load_from_disk
+
+    from creative4u.images import to_data_url
+    from tests.pairs_fixture import make_pair_dataset
+
+    ds = make_pair_dataset(tmp_path, products=4)
+    report = tmp_path / "report"
+    res = _cli(
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--adapter",
+        str(adapter),
+        "--dataset",
+        str(ds),
+        "--out",
+        str(report),
+        "--max-new-tokens",
+        "24",
+        "--baselines",
+        "chance",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = json.loads((report / "metrics.json").read_text())
+    records = [json.loads(x) for x in (report / "records.jsonl").read_text().splitlines()]
+    test = load_from_disk(str(ds))["test"]
+    assert len(records) == len(test) == m["n_pairs"]
+    served = []
+    for row, rec in zip(test, records, strict=True):
+        body = {
+            "creatives": [to_data_url(row["image_a"]), to_data_url(row["image_b"])],
+            "query": row["query"],
+            "title": row["title"],
+        }
+        r = http.post("/v1/select", json=body)
+        assert r.status_code == 200, r.text
+        served.append(r.json())
+        assert rec["pair_id"] == row["pair_id"]
+        assert served[-1]["winner"] == rec["winner"], rec["pair_id"]
+        assert served[-1]["p_a_uncalibrated"] == pytest.approx(rec["p_a"], abs=1e-3)
+    accuracy = sum(s["winner"] == row["label"] for s, row in zip(served, test, strict=True))
+    assert m["accuracy"] == pytest.approx(accuracy / len(test))
+
+
+def test_streamed_select_is_one_of_the_two_orders(http: httpx.Client) -> None:
+    """`stream: true` sends the (A, B) order's text as it is generated, then the selection
+    whose AB order is exactly that text; generations are counted once."""
+    body = {"creatives": GOOD, "query": "red dress", "title": "Nova red dress"}
+    plain = http.post("/v1/select", json=body).json()
+    events = []
+    with http.stream("POST", "/v1/select", json={**body, "stream": True}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                events.append(line[5:].strip())
+    assert events[-1] == "[DONE]"
+    parsed = [json.loads(e) for e in events[:-1]]
+    deltas = [e["text"] for e in parsed if e["type"] == "delta"]
+    (selection,) = [e["selection"] for e in parsed if e["type"] == "selection"]
+    assert deltas and parsed[-1]["type"] == "selection"
+    ab = next(o for o in selection["orders"] if o["order"] == "AB")
+    assert "".join(deltas) == ab["text"]
+    # greedy: the streamed selection is the plain one
+    assert selection["winner"] == plain["winner"]
+    assert [o["text"] for o in selection["orders"]] == [o["text"] for o in plain["orders"]]
+    assert selection["p_a"] == pytest.approx(plain["p_a"], abs=1e-3)
+    bad = http.post("/v1/rank", json={**body, "stream": True})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "stream"

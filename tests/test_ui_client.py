@@ -64,11 +64,28 @@ def test_the_page_offers_compare_and_rank(client) -> None:
     assert params[:4] == ["image_a", "image_b", "query_text", "title_text"]
 
 
+def generations(ui_server: str, ui_api_key: str) -> dict[str, float]:
+    """The server's generation counters by purpose (select, probe, chat), from /metrics."""
+    import re
+
+    import httpx
+
+    text = httpx.get(f"{ui_server}/metrics", timeout=30).text
+    found = re.findall(r'^creative4u_generations_total\{purpose="(\w+)"\} (\S+)$', text, re.M)
+    return {k: float(v) for k, v in found}
+
+
 def test_compare_returns_winner_table_rationale_and_views(
-    client, ui_images: dict[str, Path]
+    client, ui_images: dict[str, Path], ui_server: str, ui_api_key: str
 ) -> None:
+    before = generations(ui_server, ui_api_key)
     job = client.submit(*compare_args(ui_images["red"], ui_images["blue"]), api_name="/compare")
     out = named(job.result(timeout=600), COMPARE)
+    after = generations(ui_server, ui_api_key)
+    # one selection call: the two orders it judges, the streamed one among them; no chat
+    # generation on the side
+    assert after.get("select", 0) - before.get("select", 0) == 2
+    assert after.get("chat", 0) == before.get("chat", 0)
     raw = out["raw"]
     assert raw["winner"] in ("A", "B") and 0.5 <= raw["confidence"] <= 1.0
     assert out["err_a"] is None and out["err_b"] is None and out["status"].startswith("Done")

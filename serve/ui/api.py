@@ -15,8 +15,6 @@ from typing import Any
 
 import httpx
 
-from creative4u.protocol import build_messages
-
 
 class APIProblem(Exception):
     """A failed call, in words; `param` names the request field at fault, when known."""
@@ -123,23 +121,23 @@ class SelectionAPI:
             {"creatives": creatives, "query": query, "title": title, "options": options},
         )
 
-    def stream_rationale(
-        self, creatives: list[str], query: str, title: str, max_tokens: int | None
-    ) -> Iterator[str]:
-        """The (A, B) order's output token by token, through the OpenAI-compatible chat endpoint
-        with the protocol prompt: greedy, so it is the text `/v1/select` reads for that order."""
-        body: dict[str, Any] = {
-            "model": self.model(),
-            "messages": build_messages(query, title, *creatives, style="openai"),
-            "temperature": 0.0,
+    def select_stream(
+        self, creatives: list[str], query: str, title: str, options: dict[str, Any]
+    ) -> Iterator[str | dict[str, Any]]:
+        """`/v1/select` with `stream: true`: the (A, B) order's text piece by piece (`str`), then
+        the selection (`dict`). One call, one generation per order: the text shown while the
+        model writes is the text the decision reads."""
+        body = {
+            "creatives": creatives,
+            "query": query,
+            "title": title,
+            "options": options,
             "stream": True,
         }
-        if max_tokens:
-            body["max_tokens"] = max_tokens
         try:
             with httpx.stream(
                 "POST",
-                self.base_url + "/v1/chat/completions",
+                self.base_url + "/v1/select",
                 json=body,
                 headers=self._headers(),
                 timeout=self.timeout_s,
@@ -153,12 +151,13 @@ class SelectionAPI:
                     data = line[len("data:") :].strip()
                     if data == "[DONE]":
                         return
-                    chunk = json.loads(data)
-                    if "error" in chunk:
-                        raise APIProblem(chunk["error"].get("message", "generation failed"))
-                    for choice in chunk.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            yield piece
+                    event = json.loads(data)
+                    if "error" in event:
+                        err = event["error"]
+                        raise APIProblem(err.get("message", "selection failed"), err.get("param"))
+                    if event.get("type") == "delta":
+                        yield event["text"]
+                    elif event.get("type") == "selection":
+                        yield event["selection"]
         except httpx.HTTPError as e:
             raise self._unreachable(e) from e

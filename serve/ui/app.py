@@ -12,7 +12,6 @@ import io
 import tempfile
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -345,22 +344,18 @@ def build_ui(
                     to_data_url(raws[1], upload_name(image_b)),  # type: ignore[arg-type]
                 ]
                 opts = _options(both_orders, tokens)
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    pending = pool.submit(api.select, urls, query_text, title_text, opts)
-                    state[status] = "The model is comparing the creatives…"
-                    text = ""
-                    try:
-                        for piece in api.stream_rationale(
-                            urls, query_text, title_text, opts.get("max_tokens")
-                        ):
-                            text += piece
-                            state[rationale] = text
-                            yield state
-                    except APIProblem:
-                        pass  # the stream is a preview; the selection below says what failed
-                    state[status] = "Checking the judgement in both orders…"
-                    yield state
-                    result = pending.result()
+                state[status] = "The model is comparing the creatives…"
+                yield state
+                text, result = "", None
+                for item in api.select_stream(urls, query_text, title_text, opts):
+                    if isinstance(item, str):
+                        text += item
+                        state[rationale] = text
+                        yield state
+                    else:
+                        result = item
+                if result is None:
+                    raise APIProblem("The server ended the selection without a result.")
                 images = [Image.open(io.BytesIO(r)) for r in raws]  # type: ignore[arg-type]
                 size = canvas_size(images)
                 boxed = [letterbox(im, size) for im in images]
