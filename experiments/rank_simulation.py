@@ -15,7 +15,7 @@ The rounds sweep runs `adaptive` once with the most rounds and refits on each pr
 batches: adaptive is deterministic and round r's pairing depends only on rounds before it, so
 the prefix is exactly what `adaptive(rounds=r)` returns (checked on the first seed of each n).
 
-    .venv/bin/python experiments/rank_simulation.py [--seeds 200]
+    .venv/bin/python experiments/rank_simulation.py [--seeds 200] [--other-seeds 50]
 """
 
 from __future__ import annotations
@@ -46,17 +46,25 @@ from creative4u.ranking import (  # noqa: E402
 NS = (8, 16, 32)
 # Logit noise sd -> judge accuracy on random pairs, with d = s_i - s_j ~ N(0, 2):
 # P(correct) = 1/2 + arcsin(sqrt(2 / (2 + sd^2))) / pi: 2.78 -> 65 %, 1.71 -> 72 %, 1.03 -> 80 %.
-JUDGES = {"65%": 2.78, "72%": 1.71, "80%": 1.03}
-MAIN_JUDGE = "72%"
-EXTRA = (-1, 0, 1, 2, 3, 4)  # rounds = ceil(log2 n) + extra
+# None: a noiseless judge, P = 1 when i is truly stronger.
+JUDGES: dict[str, float | None] = {"noiseless": None, "65%": 2.78, "72%": 1.71, "80%": 1.03}
+MAIN_JUDGE = "72%"  # the table the brief asks for; the others run fewer seeds to stay quick
+EXTRA = (0, 1, 2, 3, 4)  # rounds swept: ceil(log2 n) + extra
+Row = tuple[float, float, float, float, float, float]  # comparisons, rounds, tau truth,
+# tau full, top-1 right, order exactly right
 
 
-def judge(s: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[Compare, np.ndarray]:
+def judge(
+    s: np.ndarray, noise: float | None, rng: np.random.Generator
+) -> tuple[Compare, np.ndarray]:
     """An async comparator over true strengths `s` and its P matrix (P[i, j] = P(i beats j))."""
     n = len(s)
-    e = np.triu(rng.normal(0.0, noise, (n, n)), 1)
-    e = e - e.T
-    p = 1.0 / (1.0 + np.exp(-(s[:, None] - s[None, :] + e)))
+    if noise is None:
+        p = (s[:, None] > s[None, :]).astype(float)
+    else:
+        e = np.triu(rng.normal(0.0, noise, (n, n)), 1)
+        e = e - e.T
+        p = 1.0 / (1.0 + np.exp(-(s[:, None] - s[None, :] + e)))
 
     async def compare(pairs: list[tuple[int, int]]) -> list[float]:
         return [float(p[i, j]) for i, j in pairs]
@@ -73,13 +81,10 @@ def fit_order(n: int, made: list[tuple[int, int, float]]) -> list[int]:
     return total_order(list(bradley_terry(wins, prior=0.5)), list(wins.sum(axis=1)))
 
 
-def random_rounds(
-    n: int, rounds: int, p: np.ndarray, rng: random.Random
-) -> tuple[list[list[int]], list[int]]:
-    """Control: each round a random matching of unplayed pairs; orders and counts per round."""
+def random_rounds(n: int, rounds: int, p: np.ndarray, rng: random.Random) -> tuple[list[int], int]:
+    """Control: each round a random matching of unplayed pairs, one fit at the end."""
     played: set[tuple[int, int]] = set()
     made: list[tuple[int, int, float]] = []
-    orders, counts = [], []
     for _ in range(rounds):
         waiting = list(range(n))
         rng.shuffle(waiting)
@@ -92,43 +97,59 @@ def random_rounds(
                     played.add(key)
                     made.append((*key, float(p[key])))
                     break
-        orders.append(fit_order(n, made))
-        counts.append(len(made))
-    return orders, counts
+    return fit_order(n, made), len(made)
 
 
-def swiss_prefixes(n: int, compare: Compare, rounds: int) -> tuple[list[list[int]], list[int]]:
-    """Orders and cumulative comparison counts after each round of one adaptive run."""
+def swiss_prefixes(
+    n: int, compare: Compare, rounds: list[int]
+) -> dict[int, tuple[list[int], int, int]]:
+    """{r: (order, comparisons, batches)} of `adaptive(n, compare, rounds=r)` for each r.
+
+    One run with the most rounds; the run with r rounds is its first r batches (fewer where
+    the run stopped early for want of unplayed pairs).
+    """
     batches: list[list[tuple[int, int]]] = []
 
     async def recording(pairs: list[tuple[int, int]]) -> list[float]:
         batches.append(list(pairs))
         return await compare(pairs)
 
-    plan = asyncio.run(adaptive(n, recording, rounds=rounds))
+    plan = asyncio.run(adaptive(n, recording, rounds=max(rounds)))
     lookup = {(i, j): q for i, j, q in plan.pairs}
-    orders, counts, made = [], [], []
-    for batch in batches:
-        made += [(i, j, lookup[(i, j)]) for i, j in batch]
-        orders.append(fit_order(n, made))
-        counts.append(len(made))
-    assert orders[-1] == plan.order
-    return orders, counts
+    out = {}
+    for r in rounds:
+        used = batches[:r]
+        made = [(i, j, lookup[(i, j)]) for batch in used for i, j in batch]
+        order = plan.order if len(used) == len(batches) else fit_order(n, made)
+        out[r] = (order, len(made), len(used))
+    return out
 
 
-def main(seeds: int) -> None:
+def row(order: list[int], comps: int, rounds: int, truth: list[int], full: list[int]) -> Row:
+    return (
+        comps,
+        rounds,
+        kendall_tau(order, truth),
+        kendall_tau(order, full),
+        float(order[0] == truth[0]),
+        float(order == truth),
+    )
+
+
+def main(seeds: int, other_seeds: int) -> None:
     t0 = time.perf_counter()
-    # tables[judge][n][variant] -> list of (comparisons, rounds, tau truth, tau full)
-    tables: dict[str, dict[int, dict[str, list[tuple[float, float, float, float]]]]] = {}
+    n_seeds = {j: seeds if j == MAIN_JUDGE else other_seeds for j in JUDGES}
+    # cells[judge][n][variant] -> one Row per seed
+    cells: dict[str, dict[int, dict[str, list[Row]]]] = {}
     acc: dict[str, list[float]] = {}
     for jname, noise in JUDGES.items():
-        tables[jname] = {}
-        acc[jname] = []
+        cells[jname], acc[jname] = {}, []
         for n in NS:
             base = math.ceil(math.log2(n))
-            most = base + max(EXTRA)
-            rows: dict[str, list[tuple[float, float, float, float]]] = {}
-            for seed in range(seeds):
+            sweep = [base + x for x in EXTRA]
+            d = default_rounds(n)
+            rows: dict[str, list[Row]] = {}
+            for seed in range(n_seeds[jname]):
                 rng = np.random.default_rng([seed, n])
                 s = rng.normal(size=n)
                 compare, p = judge(s, noise, rng)
@@ -137,59 +158,66 @@ def main(seeds: int) -> None:
                 acc[jname].append(np.mean([(p[i, j] > 0.5) == (s[i] > s[j]) for i, j in upper]))
                 full = asyncio.run(round_robin(n, compare))
                 rows.setdefault("round_robin", []).append(
-                    (len(full.pairs), 1, kendall_tau(full.order, truth), 1.0)
+                    row(full.order, len(full.pairs), 1, truth, full.order)
                 )
-                orders, counts = swiss_prefixes(n, compare, most)
-                ctrl, ctrl_counts = random_rounds(n, most, p, random.Random(seed))
-                for extra in EXTRA:
-                    r = min(base + extra, len(orders))
-                    o = orders[r - 1]
-                    rows.setdefault(f"swiss {base + extra}", []).append(
-                        (counts[r - 1], r, kendall_tau(o, truth), kendall_tau(o, full.order))
+                swiss = swiss_prefixes(n, compare, sweep)
+                for r, (order, comps, used) in swiss.items():
+                    rows.setdefault(f"swiss {r}", []).append(
+                        row(order, comps, used, truth, full.order)
                     )
-                    rc = min(base + extra, len(ctrl))
-                    o = ctrl[rc - 1]
-                    rows.setdefault(f"random {base + extra}", []).append(
-                        (ctrl_counts[rc - 1], rc, kendall_tau(o, truth), kendall_tau(o, full.order))
-                    )
+                order, comps = random_rounds(n, d, p, random.Random(seed))
+                rows.setdefault("random", []).append(row(order, comps, d, truth, full.order))
                 if seed == 0:  # the prefix shortcut is what adaptive(rounds=r) returns
-                    for r in (1, base, base + 2):
-                        assert asyncio.run(adaptive(n, compare, rounds=r)).order == orders[r - 1]
-            tables[jname][n] = rows
+                    for r in (sweep[0], d):
+                        assert asyncio.run(adaptive(n, compare, rounds=r)).order == swiss[r][0]
+            cells[jname][n] = rows
 
-    def mean(xs: list[tuple[float, ...]], k: int) -> float:
+    def m(xs: list[Row], k: int) -> float:
         return float(np.mean([x[k] for x in xs]))
 
-    print(f"{seeds} seeds per cell; judge accuracy on all pairs, measured:")
+    print(
+        f"s ~ N(0, 1); {seeds} seeds per cell for judge {MAIN_JUDGE}, {other_seeds} for the others."
+    )
+    print("Judge accuracy over all pairs, measured:")
     print("  " + ", ".join(f"{j}: {np.mean(a):.3f}" for j, a in acc.items()))
-    print()
-    print(f"Default adaptive (default_rounds = ceil(log2 n) + 2), judge {MAIN_JUDGE}:")
-    print(f"{'n':>3} {'method':<12} {'comparisons':>11} {'rounds':>6} {'tau truth':>9} {'tau full':>8}")
-    for n in NS:
-        d = default_rounds(n)
-        for name in ("round_robin", f"swiss {d}", f"random {d}"):
-            xs = tables[MAIN_JUDGE][n][name]
-            print(
-                f"{n:>3} {name.split()[0]:<12} {mean(xs, 0):>11.1f} {mean(xs, 1):>6.1f} "
-                f"{mean(xs, 2):>9.3f} {mean(xs, 3):>8.3f}"
-            )
-    print()
-    print("Rounds sweep: tau vs truth (swiss / random control), comparisons; round robin last")
+    print("swiss = adaptive() with default_rounds = ceil(log2 n) + 2; random = same rounds,")
+    print("random pairings (control); top1 = best creative ranked first; exact = whole order right")
+    for jname in JUDGES:
+        print(f"\njudge {jname} ({n_seeds[jname]} seeds)")
+        print(
+            f"{'n':>3} {'method':<12} {'comparisons':>11} {'rounds':>6} {'tau truth':>9} "
+            f"{'tau full':>8} {'top1':>5} {'exact':>5}"
+        )
+        for n in NS:
+            for name in ("round_robin", f"swiss {default_rounds(n)}", "random"):
+                xs = cells[jname][n][name]
+                print(
+                    f"{n:>3} {name.split()[0]:<12} {m(xs, 0):>11.1f} {m(xs, 1):>6.1f} "
+                    f"{m(xs, 2):>9.3f} {m(xs, 3):>8.3f} {m(xs, 4):>5.2f} {m(xs, 5):>5.2f}"
+                )
+    print("\nRounds sweep for adaptive, R = ceil(log2 n) + 0 .. + 4: tau vs truth / top1")
+    print("(comparisons); full = round robin; log2(n!) = bits a perfect judge must supply")
     for jname in JUDGES:
         print(f"judge {jname}")
         for n in NS:
             base = math.ceil(math.log2(n))
-            cells = []
-            for extra in EXTRA:
-                sw = tables[jname][n][f"swiss {base + extra}"]
-                rd = tables[jname][n][f"random {base + extra}"]
-                cells.append(f"R={base + extra}: {mean(sw, 2):.3f}/{mean(rd, 2):.3f} ({mean(sw, 0):.0f})")
-            rr = tables[jname][n]["round_robin"]
-            print(f"  n={n:<3} " + "  ".join(cells) + f"  full: {mean(rr, 2):.3f} ({n * (n - 1) // 2})")
+            parts = []
+            for x in EXTRA:
+                xs = cells[jname][n][f"swiss {base + x}"]
+                parts.append(f"R={base + x}: {m(xs, 2):.3f}/{m(xs, 4):.2f} ({m(xs, 0):.0f})")
+            rr = cells[jname][n]["round_robin"]
+            bits = math.lgamma(n + 1) / math.log(2)
+            print(
+                f"  n={n:<2} log2(n!)={bits:5.1f}  "
+                + "  ".join(parts)
+                + f"  full: {m(rr, 2):.3f}/{m(rr, 4):.2f} ({m(rr, 0):.0f})"
+            )
     print(f"\n{time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=200)
-    main(ap.parse_args().seeds)
+    ap.add_argument("--seeds", type=int, default=200, help=f"seeds for judge {MAIN_JUDGE}")
+    ap.add_argument("--other-seeds", type=int, default=50, help="seeds for the other judges")
+    args = ap.parse_args()
+    main(args.seeds, args.other_seeds)
