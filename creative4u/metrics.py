@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from creative4u.protocol import flip_comparison, flip_letter
+
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion (well-behaved near 0 and 1)."""
@@ -20,31 +22,6 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def order_records(
-    generations: Sequence[Any], labels: Sequence[tuple[str, bool]]
-) -> list[dict[str, Any]]:
-    """Records from generations of (pair, order) requests; labels are (label in A-first order,
-    swapped?). Consecutive original/swapped requests of a pair share a `pair` index."""
-    out = []
-    for i, (g, (label, swapped)) in enumerate(zip(generations, labels, strict=True)):
-        seen_label = {"A": "B", "B": "A"}[label] if swapped else label
-        out.append(
-            {
-                "pair": i // 2 if len(labels) % 2 == 0 else i,
-                "swapped": swapped,
-                "label": seen_label,
-                "winner": g.verdict.winner,
-                "well_formed": g.verdict.well_formed,
-                "p_a": g.p_a,
-            }
-        )
-    return out
-
-
-FLIP = {"A": "B", "B": "A"}
-FLIP_VERDICT = {"A>B": "A<B", "A<B": "A>B", "A=B": "A=B"}
 
 
 def per_order_records(pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,9 +37,9 @@ def per_order_records(pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 {
                     **o,
                     "pair": r.get("pair", i),
-                    "label": FLIP[r["label"]] if sw else r["label"],
+                    "label": flip_letter(r["label"]) if sw else r["label"],
                     "truth_dimensions": (
-                        {d: FLIP_VERDICT[v] for d, v in truth.items()} if sw else truth
+                        {d: flip_comparison(v) for d, v in truth.items()} if sw else truth
                     )
                     if truth
                     else None,

@@ -126,7 +126,7 @@ class Verdict:
             k: DimensionVerdict(k, flip_comparison(d.verdict), swap_letters(d.reason))
             for k, d in self.dimensions.items()
         }
-        winner = None if self.winner is None else ("B" if self.winner == "A" else "A")
+        winner = flip_letter(self.winner)
         return replace(self, winner=winner, dimensions=dims, problems=list(self.problems))
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,8 +149,14 @@ class Verdict:
         }
 
 
-def flip_comparison(c: str) -> str:
-    return {"A>B": "A<B", "A<B": "A>B"}.get(c, c)
+def flip_comparison(c: str | None) -> str | None:
+    """A verdict seen from the other order: A>B <-> A<B, A=B (and None) unchanged."""
+    return {"A>B": "A<B", "A<B": "A>B"}.get(c, c) if c else c
+
+
+def flip_letter(label: str | None) -> str | None:
+    """A winner seen from the other order: A <-> B (anything else becomes None)."""
+    return {"A": "B", "B": "A"}.get(label or "")
 
 
 _LETTER_RE = re.compile(r"\b([AB])\b")

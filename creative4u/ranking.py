@@ -33,6 +33,9 @@ _FIRST_ROUND_SEED = 0
 _EXTRA_ROUNDS = 2
 # Between rounds the fit only has to order the creatives for pairing; the final fit is exact.
 _PAIRING_TOL = 1e-6
+# Search steps allowed per round to find a pairing of everyone: at the default rounds a few
+# dozen suffice for n <= 64; late in a long run the search gives up (tens of ms) for greedy.
+_MATCH_BUDGET = 20_000
 
 
 def bradley_terry(
@@ -115,20 +118,20 @@ def default_rounds(n: int) -> int:
     """Swiss rounds `adaptive` runs by default: ceil(log2 n) + 2, about n/2 comparisons each.
 
     Why: that many comparisons is about log2(n!), the fewest that could pin down an order even
-    with a perfect judge (n = 16: 46 comparisons vs 44.3 bits; n = 32: 110 vs 117.7), and it is
+    with a perfect judge (n = 16: 48 comparisons vs 44.3 bits; n = 32: 112 vs 117.7), and it is
     where extra rounds stop paying. experiments/rank_simulation.py, true strengths N(0, 1):
 
         noiseless judge (50 seeds), tau vs truth at ceil(log2 n) + 0 / +1 / +2 / +3 / +4 rounds
-          n = 16: 0.845 / 0.907 / 0.944 / 0.962 / 0.975     round robin 1.000 (120 pairs)
-          n = 32: 0.868 / 0.910 / 0.934 / 0.953 / 0.964     round robin 1.000 (496 pairs)
+          n = 16: 0.846 / 0.909 / 0.937 / 0.952 / 0.958     round robin 1.000 (120 pairs)
+          n = 32: 0.869 / 0.910 / 0.928 / 0.949 / 0.958     round robin 1.000 (496 pairs)
           (best creative ranked first in every seed at the default; random pairings with the
           same budget reach tau 0.857 / 0.831 and find the best in 54 % / 34 % of seeds)
 
         72 %-accurate noisy judge (200 seeds), default rounds vs round robin
           n    comparisons   tau vs truth         tau vs round robin
-          8    18.9 vs 28    0.579 vs 0.632       0.771
-          16   46.5 vs 120   0.584 vs 0.719       0.675
-          32   110  vs 496   0.602 vs 0.802       0.649
+          8    20 vs 28      0.567 vs 0.632       0.776
+          16   48 vs 120     0.576 vs 0.719       0.674
+          32   112 vs 496    0.606 vs 0.802       0.656
 
     With a noisy judge the saving is paid for in accuracy (each extra round buys +0.02 to +0.04
     tau, with no knee), and random pairings of the same budget match Swiss on tau there; Swiss
@@ -181,27 +184,56 @@ async def round_robin(n: int, compare: Compare, prior: float = 0.5) -> RankPlan:
     return plan
 
 
-def _swiss_pairs(order: list[int], played: set[tuple[int, int]], byes: list[int]) -> list[int]:
-    """Pair neighbours in `order` (greedy from the top, skipping pairs already played).
+def _perfect_matching(
+    waiting: list[int], played: set[tuple[int, int]], budget: list[int]
+) -> list[int] | None:
+    """Pair all of `waiting` with unplayed pairs, each creative with its nearest free neighbour
+    that still leaves a full pairing (depth-first); None if there is none within the budget."""
+    if not waiting:
+        return []
+    a, rest = waiting[0], waiting[1:]
+    for k, b in enumerate(rest):
+        budget[0] -= 1
+        if budget[0] < 0:
+            return None
+        if (min(a, b), max(a, b)) in played:
+            continue
+        tail = _perfect_matching(rest[:k] + rest[k + 1 :], played, budget)
+        if tail is not None:
+            return [a, b, *tail]
+    return None
 
-    Returns the flat list [a0, b0, a1, b1, ...]. With an odd number of creatives the bye goes to
-    the lowest-placed among those with the fewest byes, so no creative sits out twice before
-    everyone has sat out once. Creatives whose remaining unplayed partners are all taken sit
-    the round out (only happens when most pairs have been played).
+
+def _swiss_pairs(order: list[int], played: set[tuple[int, int]], byes: list[int]) -> list[int]:
+    """Pair neighbours in `order`, never a pair already played; returns [a0, b0, a1, b1, ...].
+
+    With an odd number of creatives the bye goes to the lowest-placed among those with the
+    fewest byes (so byes rotate) for whom the others can still all be paired. Each creative
+    takes the nearest neighbour below it that still lets everyone be paired; greedy pairing
+    alone strands creatives once a third of the pairs are played and wastes engine slots. When
+    no full pairing is left (most pairs played), the greedy one pairs as many as it can.
     """
-    waiting = list(order)
-    if len(waiting) % 2 == 1:
-        fewest = min(byes[i] for i in waiting)
-        bye = next(i for i in reversed(waiting) if byes[i] == fewest)
+    candidates: list[int | None] = (
+        [None] if len(order) % 2 == 0 else sorted(reversed(order), key=byes.__getitem__)
+    )
+    budget = [_MATCH_BUDGET]  # shared by all bye candidates: a round's search stays bounded
+    for bye in candidates:
+        waiting = [i for i in order if i != bye]
+        flat = _perfect_matching(waiting, played, budget)
+        if flat is not None:
+            break
+    else:
+        bye = candidates[0]
+        waiting = [i for i in order if i != bye]
+        flat = []
+        while waiting:
+            a = waiting.pop(0)
+            for k, b in enumerate(waiting):
+                if (min(a, b), max(a, b)) not in played:
+                    flat += [a, waiting.pop(k)]
+                    break
+    if bye is not None:
         byes[bye] += 1
-        waiting.remove(bye)
-    flat: list[int] = []
-    while waiting:
-        a = waiting.pop(0)
-        for k, b in enumerate(waiting):
-            if (min(a, b), max(a, b)) not in played:
-                flat += [a, waiting.pop(k)]
-                break
     return flat
 
 

@@ -38,6 +38,7 @@ from creative4u.protocol import (
     QUESTION_BY_ID,
     Verdict,
     build_messages,
+    flip_comparison,
     render,
     swap_letters,
 )
@@ -164,7 +165,7 @@ class PairOutcome:
             reason = d.reason if d and d.reason else None
             swap = other.verdict if other else None
             if perspective == "B":
-                verdict, swap = _flip(verdict), _flip(swap)
+                verdict, swap = flip_comparison(verdict), flip_comparison(swap)
                 reason = swap_letters(reason) if reason else None
             rows.append(
                 Dimension(
@@ -194,10 +195,6 @@ class PairOutcome:
         for o in self.orders:
             out += [f"order {o.order}: {p}" for p in o.generation.verdict.problems]
         return out + list(self.problems)
-
-
-def _flip(c: str | None) -> str | None:
-    return {"A>B": "A<B", "A<B": "A>B"}.get(c, c) if c else c
 
 
 def _round(x: float | None, nd: int = 6) -> float | None:

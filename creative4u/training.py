@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from creative4u.images import prepare_image
-from creative4u.protocol import build_messages, parse, render
+from creative4u.protocol import build_messages, flip_letter, parse, render
 
 LANGUAGE_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 VISION_LINEAR = r".*visual.*\.(qkv|proj|fc1|fc2|gate_proj|up_proj|down_proj)"
@@ -150,7 +150,7 @@ def _example(
     label = label_from_row(row)
     if swap:
         a, b = b, a
-        label = {"A": "B", "B": "A"}.get(label or "", None)
+        label = flip_letter(label)
     ex: dict[str, Any] = {
         "prompt": build_messages(row["query"], row["title"]),
         "images": [a, b],

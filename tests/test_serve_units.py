@@ -17,12 +17,12 @@ from PIL import Image
 from creative4u.engines import Completion, Delta, Engine, GenParams, split_images
 from creative4u.generation import Generation
 from creative4u.protocol import DIMENSION_IDS, DimensionVerdict, Verdict, parse, render
+from creative4u.ranking import bradley_terry, total_order
 from creative4u.selection import combine_orders, read_order
 from serve.admission import Admission
 from serve.config import Limits, ServeConfig
 from serve.errors import APIError
 from serve.fetch import URLFetcher, address_refusal, host_allowed
-from serve.ranking import bradley_terry, total_order
 
 # --------------------------------------------------------------------------------------------
 # Test doubles
