@@ -3,7 +3,7 @@
 The same pairs (both orders each, the same prompt, pixels and `max_tokens`) go through:
   1. the serving engine called in process (`creative4u.engines.LocalEngine.complete_many`),
   2. the API over HTTP (`creative4u serve` in a subprocess, concurrent `/v1/select` requests),
-  3. transformers `generate` (`creative4u.generation.TransformersGenerator`, batched).
+  3. transformers `generate` (`creative4u.engines.TransformersEngine`, batched).
 The three run one after the other in one run, so the ratios compare like with like on the same
 machine at the same time. The API runs with the answer probe off so that it does exactly the
 generations the other two do.

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -31,6 +32,10 @@ class Step:
     output: Path
     after: list[str] = field(default_factory=list)
     inputs: list[Path] = field(default_factory=list)  # files whose bytes are part of the key
+    owns: Path | None = None
+    """A folder only this step writes (a trainer's output): emptied before the step runs under
+    a new key, so a changed recipe never resumes a stale checkpoint; kept when the same step
+    was interrupted, so it resumes."""
 
 
 # The pretrained base every demo starts from: it ships with the project, so nobody pretrains.
@@ -114,6 +119,7 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
             sft / "creative4u_run.json",
             ["dataset"],
             [model / "model.safetensors"],
+            owns=sft,
         ),
         Step(
             "grpo",
@@ -135,6 +141,7 @@ def steps(out: Path, eval_pairs: int) -> list[Step]:
             ],
             grpo / "creative4u_run.json",
             ["sft", "m2fn"],
+            owns=grpo,
         ),
         Step(
             "calibrate",
@@ -254,6 +261,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{head}: done earlier, reused ({step.output})", flush=True)
             continue
         print(f"{head} ...", flush=True)
+        started = state_dir / f"{step.name}.started"
+        if step.owns is not None and step.owns.exists():
+            same = started.exists() and started.read_text().strip() == key
+            if args.force or not same:  # another recipe or input: never resume its checkpoints
+                shutil.rmtree(step.owns)
+        started.write_text(key + "\n")
         t0 = time.time()
         res = subprocess.run(step.cmd, env=env)
         if res.returncode != 0:

@@ -9,6 +9,7 @@ never is.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -62,7 +63,16 @@ def with_m2fn_preferences(
 
 
 class BestOnValidation:
-    """Trainer callback: score the policy on validation pairs and keep the best one on disk."""
+    """Trainer callback: score the policy on validation pairs and keep the best one on disk.
+
+    Every rank scores (the same pairs, the same synced weights, greedy: the same numbers), so
+    every rank takes the same decision and joins `trainer.save_model`, which gathers sharded
+    (ZeRO-3) weights and writes on the main process only. The best score, its step and the
+    curve are kept next to the weights (`STATE`), so a resumed run goes on from its best so far
+    instead of forgetting it.
+    """
+
+    STATE = "creative4u_best.json"
 
     def __init__(
         self,
@@ -82,23 +92,34 @@ class BestOnValidation:
         self.best: tuple[float, float] | None = None
         self.best_step = -1
         self.curve: list[dict[str, Any]] = []
+        self.trainer: Any = None
         parent = self
 
         class _CB(TrainerCallback):
             def on_train_begin(self, args, state, control, model=None, **kw):
-                parent.score(model, state.global_step)
+                if not parent.curve or parent.curve[-1]["step"] != state.global_step:
+                    parent.score(model, state.global_step, state.is_world_process_zero)
 
             def on_step_end(self, args, state, control, model=None, **kw):
                 if state.global_step % parent.every == 0:
-                    parent.score(model, state.global_step)
+                    parent.score(model, state.global_step, state.is_world_process_zero)
 
             def on_train_end(self, args, state, control, model=None, **kw):
                 if not parent.curve or parent.curve[-1]["step"] != state.global_step:
-                    parent.score(model, state.global_step)
+                    parent.score(model, state.global_step, state.is_world_process_zero)
 
         self.callback = _CB()
 
-    def score(self, model: Any, step: int) -> None:
+    def resume(self) -> None:
+        """Take up the best policy a killed run had kept (its score, step and curve)."""
+        path = self.out / self.STATE
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            self.best = tuple(saved["best"])  # type: ignore[assignment]
+            self.best_step, self.curve = saved["best_step"], saved["curve"]
+            logger.info("resuming with the best policy of step %d: %s", self.best_step, self.best)
+
+    def score(self, model: Any, step: int, is_main: bool = True) -> None:
         import time
 
         from creative4u.validation import validation_accuracy
@@ -109,13 +130,22 @@ class BestOnValidation:
         )
         key = (m.get("accuracy", 0.0), m.get("well_formed_rate", 0.0))
         self.curve.append({"step": step, **m})
-        logger.info("validation at step %d: accuracy %.3f, well-formed %.3f", step, key[0], key[1])
+        if is_main:
+            logger.info(
+                "validation at step %d: accuracy %.3f, well-formed %.3f", step, key[0], key[1]
+            )
         if self.best is None or key > self.best:
             self.best, self.best_step = key, step
-            if self.out.exists():
-                shutil.rmtree(self.out)
-            model.save_pretrained(self.out)
-            self.processor.save_pretrained(self.out)
+            if self.trainer is not None:
+                self.trainer.save_model(str(self.out))
+            elif is_main:
+                model.save_pretrained(self.out)
+            if is_main:
+                self.processor.save_pretrained(self.out)
+        if is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            state = {"best": list(self.best), "best_step": self.best_step, "curve": self.curve}
+            (self.out / self.STATE).write_text(json.dumps(state, indent=2) + "\n")
         if self.budget is not None:
             self.budget.excluded += time.time() - t0  # validation is not training time
 
@@ -173,14 +203,20 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         peft_config=peft_config_for(model_args),
         callbacks=[best.callback, budget],
     )
+    best.trainer = trainer
     last = last_checkpoint(out)
     if last:
         logger.info("resuming from %s", last)
+        best.resume()
+    elif (out / "best").exists() and trainer.is_world_process_zero():
+        shutil.rmtree(out / "best")  # a fresh run: an old run's best is not this run's
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=last)
     train_s = time.time() - t0
 
     # ship the best policy seen on validation (the starting one included)
+    if not trainer.is_world_process_zero():
+        return out
     shutil.copytree(out / "best", out, dirs_exist_ok=True)
     save_run_card(
         out,

@@ -68,8 +68,10 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=last)
     train_s = time.time() - t0
-    trainer.save_model(training_args.output_dir)
-    processor.save_pretrained(training_args.output_dir)
+    trainer.save_model(training_args.output_dir)  # gathers sharded weights, writes on main
+    is_main = trainer.is_world_process_zero()
+    if is_main:
+        processor.save_pretrained(training_args.output_dir)
 
     metrics = {}
     if script_args.max_eval_pairs and script_args.eval_split in pairs:
@@ -79,7 +81,10 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
             pairs[script_args.eval_split],
             max_pairs=script_args.max_eval_pairs,
         )
-        logger.info("validation: %s", metrics)
+        if is_main:
+            logger.info("validation: %s", metrics)
+    if not is_main:
+        return Path(training_args.output_dir)
     save_run_card(
         training_args.output_dir,
         {

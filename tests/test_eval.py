@@ -249,9 +249,16 @@ def test_demo_rerun_skips_finished_steps(tmp_path: Path, monkeypatch: pytest.Mon
     assert demo.run(args) == 0
     assert [r for r in ran if r in first] == []  # every step reused
     (out / "sft" / "creative4u_run.json").unlink()  # a lost output is redone
+    (out / "sft" / "checkpoint-7").mkdir()  # ... resuming what the same step left
     ran.clear()
     assert demo.run(args) == 0
     assert [r for r in ran if r in first] == ["sft"]
+    assert (out / "sft" / "checkpoint-7").is_dir()
+    # under another key (a changed recipe or base) the step starts clean: no stale checkpoint
+    (out / "sft" / "creative4u_run.json").unlink()
+    (out / ".steps" / "sft.started").write_text("another-key\n")
+    assert demo.run(args) == 0
+    assert not (out / "sft" / "checkpoint-7").exists()
 
     def failing_select(cmd, env=None):
         return subprocess.CompletedProcess(

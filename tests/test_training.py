@@ -161,3 +161,30 @@ def test_grpo_full_from_sft(tiny_model: Path, pairs: Path, tmp_path: Path) -> No
         "consistency": 0.2,
     }
     load(str(grpo))
+
+
+def test_resumed_grpo_keeps_its_best_policy(tiny_model: Path, pairs: Path, tmp_path: Path) -> None:
+    """A GRPO run stopped after its first validations and resumed goes on from the best policy it
+    had: the curve before the stop is kept, the shipped policy is the best of the whole curve, and
+    when that best came before the stop its weights are the ones kept then."""
+    import torch
+    from safetensors.torch import load_file
+
+    grpo = tmp_path / "grpo"
+    stage("rl", "grpo", tiny_model, pairs, grpo)  # 2 steps, validations at 0 and 2
+    first = json.loads((grpo / "best" / "creative4u_best.json").read_text())
+    weights = load_file(str(grpo / "best" / "model.safetensors"))
+    assert [c["step"] for c in first["curve"]] == [0, 2]
+    assert any(p.name.startswith("checkpoint-") for p in grpo.iterdir())
+
+    stage("rl", "grpo", tiny_model, pairs, grpo, "--max_steps", "4")  # resumes from step 2
+    card = json.loads((grpo / "creative4u_run.json").read_text())
+    curve = card["validation_curve"]
+    assert [c["step"] for c in curve] == [0, 2, 4]
+    assert curve[:2] == first["curve"]
+    keys = [(c["accuracy"], c["well_formed_rate"]) for c in curve]
+    assert card["best_step"] == curve[keys.index(max(keys))]["step"]
+    if card["best_step"] <= 2:
+        again = load_file(str(grpo / "best" / "model.safetensors"))
+        assert again.keys() == weights.keys()
+        assert all(torch.equal(again[k], weights[k]) for k in weights)
