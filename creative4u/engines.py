@@ -20,6 +20,7 @@ same whichever backend runs it, and the same as training and evaluation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -236,6 +237,13 @@ class LocalEngine(Engine):
     async def close(self) -> None:
         if self._llm is not None:
             llm, self._llm = self._llm, None
+            # Stop the output handler first: vLLM's shutdown stops the engine process and only
+            # then cancels it, so it would log the engine's exit as an EngineDeadError.
+            handler = getattr(llm, "output_handler", None)
+            if handler is not None and not handler.done():
+                handler.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await handler
             await asyncio.to_thread(llm.shutdown)
 
     async def check_health(self) -> None:

@@ -24,7 +24,8 @@ def format_select(result: dict[str, Any], names: Sequence[str] = ("A", "B")) -> 
     name = names[0] if w == "A" else names[1]
     ctr = result.get("ctr") or {}
     lines = [
-        f"winner: {w} ({name})   confidence {_num(result.get('confidence'))}   "
+        f"winner: {w} ({name})   confidence {_num(result.get('confidence'))}"
+        f"{' (calibrated)' if result.get('calibrated') else ''}   "
         f"decided by {result.get('decided_by')}   order swap agreed: {_yes_no(result.get('order_swap_agreed'))}",
         f"A = {names[0]}   B = {names[1]}",
         "CTR (M2FN): "
