@@ -33,13 +33,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_serve import QUERY, TITLE, make_creative  # noqa: E402
+from bench.bench_serve import QUERY, TITLE, _post_all, make_creative  # noqa: E402
 from creative4u.images import to_data_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -152,21 +151,6 @@ def batch_throughput(model: str, pairs: Path, out: Path, max_tokens: int) -> dic
     }
 
 
-async def _post_all(url: str, bodies: list[dict[str, Any]], clients: int) -> int:
-    sem = asyncio.Semaphore(clients)
-    ok = 0
-    async with httpx.AsyncClient(timeout=1800) as client:
-
-        async def one(body: dict[str, Any]) -> None:
-            nonlocal ok
-            async with sem:
-                r = await client.post(url, json=body)
-                ok += r.status_code == 200
-
-        await asyncio.gather(*(one(b) for b in bodies))
-    return ok
-
-
 def server_throughput(
     model: str, pairs: Path, max_tokens: int, clients: int, log: Path
 ) -> dict[str, Any]:
@@ -208,7 +192,7 @@ def server_throughput(
     with ServerProcess(args, f"{base}/health", log, env=ENV, cwd=ROOT):
         asyncio.run(_post_all(f"{base}/v1/select", bodies[:4], clients))  # warm-up
         t0 = time.perf_counter()
-        ok = asyncio.run(_post_all(f"{base}/v1/select", bodies, clients))
+        ok = len(asyncio.run(_post_all(f"{base}/v1/select", bodies, clients)))
         seconds = time.perf_counter() - t0
     return {
         "pairs": len(bodies),

@@ -6,8 +6,10 @@
 Runs bench_train.py (data build, M2FN training, SFT and GRPO for the tiny and small models),
 bench_m2fn.py (M2FN scoring), bench_serve.py (the engine, `/v1/select` and transformers on the
 same pairs, with a freshly built `small` model) and bench_load.py (`/v1/select` under 8, 32 and
-128 clients with the admission defaults, same model), then writes bench/results/summary.md and prints
-it. Each script keeps its own JSON in bench/results/. Run it on an otherwise idle machine: the
+128 clients with the admission defaults, same model) and bench_batch.py (`select --pairs` on
+1,000 pairs, killed and rerun, against `/v1/select` on the same pairs, tiny model), then writes
+bench/results/summary.md and prints it. bench_rank.py (adaptive against full ranking) needs a
+trained selector and runs on its own: `python bench/bench_rank.py --model runs/demo/grpo`. Each script keeps its own JSON in bench/results/. Run it on an otherwise idle machine: the
 ratios inside each benchmark are measured side by side, but the absolute rates depend on what else
 runs.
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-BENCHES = ("train", "m2fn", "serve", "load")
+BENCHES = ("train", "m2fn", "serve", "load", "batch")
 
 
 def run(script: str, *args: str) -> None:
@@ -105,6 +107,21 @@ def summary(results: Path) -> str:
                 f"p95 {r['latency_p95_s']} s, peak {r['peak_rss_gib']} GiB; {r['limits']} "
                 f"({r['max_concurrency']} running + {r['max_queue']} waiting)",
             )
+    if b := load("batch"):
+        row(
+            "`select --pairs` batch",
+            f"{b['batch']['pairs_per_s']} pairs/s",
+            f"x{b['batch_over_server']} over /v1/select at {b['server']['clients']} clients; "
+            f"killed and rerun: every row once {b['resume']['every_row_once']}",
+        )
+    if r := load("rank"):
+        for t in r["table"]:
+            row(
+                f"rank N={t['n']}, adaptive / full",
+                f"{t['adaptive_generations']:.0f} / {t['full_generations']:.0f} generations",
+                f"tau(adaptive, full) {t['tau_adaptive_vs_full']}; vs true CTR "
+                f"{t['adaptive_tau_truth']} / {t['full_tau_truth']}",
+            )
     lines = ["| benchmark | rate | note |", "|---|---|---|"]
     lines += rows
     return "\n".join(lines) + "\n"
@@ -146,6 +163,8 @@ def main() -> int:
                 run("bench_serve.py", "--model", str(model), "--pairs", str(args.serve_pairs))
             if "load" not in args.skip:
                 run("bench_load.py", "--model", str(model))
+    if "batch" not in args.skip:
+        run("bench_batch.py")
     table = summary(RESULTS)
     (RESULTS / "summary.md").write_text(
         "# Benchmarks on this machine\n\nWritten by `python bench/run_all.py`; the figures come "

@@ -347,6 +347,15 @@ class AsyncSelector:
         min_px, max_px, factor = processor_pixel_bounds(self.engine.processor)
         return fit_to_pixels(img, min_px, max_px, factor)
 
+    def pair_items(self, rows: Any) -> list[PairInput]:
+        """CreativePair rows (their stored images, query and title) as pairs to judge."""
+        return [
+            PairInput(
+                self.prepare(r["image_a"]), self.prepare(r["image_b"]), r["query"], r["title"]
+            )
+            for r in rows
+        ]
+
     def params(self, options: SelectOptions) -> GenParams:
         return GenParams(
             max_tokens=options.max_tokens or self.default_max_tokens,

@@ -15,21 +15,13 @@ from creative4u.metrics import selection_summary
 
 def selection_records(selector: Any, split: Any, chunk: int = 64) -> list[dict[str, Any]]:
     """Each pair of `split` through `selector` (both orders), as selection records with labels."""
-    from creative4u.selection import PairInput, outcome_record
+    from creative4u.selection import outcome_record
 
     async def run() -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for start in range(0, len(split), chunk):
             rows = split.select(range(start, min(start + chunk, len(split))))
-            items = [
-                PairInput(
-                    selector.prepare(r["image_a"]),
-                    selector.prepare(r["image_b"]),
-                    r["query"],
-                    r["title"],
-                )
-                for r in rows
-            ]
+            items = selector.pair_items(rows)
             outcomes = await selector.compare_many(items)
             out += [
                 {**outcome_record(o), "pair": start + i, "label": r["label"]}

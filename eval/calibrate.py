@@ -29,23 +29,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datasets import load_from_disk
-
     from creative4u import calibration
     from creative4u.engines import make_engine
     from creative4u.vlm import resolve
-    from eval.run import EvalConfig, _fingerprint, pair_metas, resumable_records
+    from eval.run import EvalConfig, fingerprint, load_split, pair_metas, resumable_records
 
     ref = resolve(args.model, args.adapter)
     folder = Path(ref.adapter or ref.base)
     if not folder.is_dir():
         raise ValueError(f"calibration is stored next to the weights: {folder} is not a folder")
-    dd = load_from_disk(args.dataset)
-    if args.split not in dd:
-        raise ValueError(f"split {args.split!r} not in {args.dataset} (has {', '.join(dd)})")
-    split = dd[args.split]
-    if args.max_pairs and len(split) > args.max_pairs:
-        split = split.shuffle(seed=0).select(range(args.max_pairs))
+    split = load_split(args.dataset, args.split, args.max_pairs)
     cfg = EvalConfig(
         model=args.model,
         adapter=args.adapter,
@@ -58,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     records = resumable_records(
         folder / "calibration_answers.jsonl",
-        _fingerprint(cfg, args.model, args.adapter, args.max_new_tokens),
+        fingerprint(cfg, args.model, args.adapter, args.max_new_tokens),
         split,
         pair_metas(split),
         lambda: make_engine(args.engine, args.model, args.adapter),

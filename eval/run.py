@@ -73,7 +73,7 @@ def pair_metas(split: Any) -> list[dict[str, Any]]:
     return metas
 
 
-def _fingerprint(
+def fingerprint(
     cfg: EvalConfig, model: str, adapter: str | None, max_new_tokens: int
 ) -> dict[str, Any]:
     """What decides the answers: a saved answer is reused only under the same fingerprint."""
@@ -115,7 +115,7 @@ def resumable_records(
 
     from tqdm import tqdm
 
-    from creative4u.selection import AsyncSelector, PairInput, SelectOptions, outcome_record
+    from creative4u.selection import AsyncSelector, SelectOptions, outcome_record
 
     have: dict[str, dict[str, Any]] = {}
     if path.is_file():
@@ -151,16 +151,7 @@ def resumable_records(
             with path.open("a") as fh:
                 for start in range(0, len(todo), chunk):
                     idx = todo[start : start + chunk]
-                    rows = split.select(idx)
-                    items = [
-                        PairInput(
-                            selector.prepare(r["image_a"]),
-                            selector.prepare(r["image_b"]),
-                            r["query"],
-                            r["title"],
-                        )
-                        for r in rows
-                    ]
+                    items = selector.pair_items(split.select(idx))
                     outcomes = await selector.compare_many(items, options)
                     for i, o in zip(idx, outcomes, strict=True):
                         rec = {**metas[i], **outcome_record(o)}
@@ -253,7 +244,7 @@ def baseline_accuracy(
             return None
         records = resumable_records(
             Path(cfg.out) / "base_answers.jsonl",
-            _fingerprint(cfg, cfg.base_model, None, cfg.base_max_new_tokens),
+            fingerprint(cfg, cfg.base_model, None, cfg.base_max_new_tokens),
             split,
             metas,
             lambda: engines.make_engine(cfg.engine, cfg.base_model, None),
@@ -271,19 +262,25 @@ def baseline_accuracy(
     raise ValueError(f"unknown baseline {name!r}")
 
 
-def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+def load_split(dataset: str, split: str, max_pairs: int | None) -> Any:
+    """One split of a CreativePair dataset, at most `max_pairs` of it (a fixed shuffle)."""
     from datasets import load_from_disk
 
+    dd = load_from_disk(dataset)
+    if split not in dd:
+        raise ValueError(f"split {split!r} not in {dataset} (has {', '.join(dd)})")
+    rows = dd[split]
+    if max_pairs and len(rows) > max_pairs:
+        rows = rows.shuffle(seed=0).select(range(max_pairs))
+    return rows
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     from creative4u.calibration import Calibration
     from creative4u.vlm import resolve
     from eval.report import write_report
 
-    dd = load_from_disk(cfg.dataset)
-    if cfg.split not in dd:
-        raise ValueError(f"split {cfg.split!r} not in {cfg.dataset} (has {', '.join(dd)})")
-    split = dd[cfg.split]
-    if cfg.max_pairs and len(split) > cfg.max_pairs:
-        split = split.shuffle(seed=0).select(range(cfg.max_pairs))
+    split = load_split(cfg.dataset, cfg.split, cfg.max_pairs)
     metas = pair_metas(split)
     ref = resolve(cfg.model, cfg.adapter)
     calibration = Calibration.load(ref.adapter or ref.base)
@@ -291,7 +288,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     t0 = time.time()
     records = resumable_records(
         Path(cfg.out) / "answers.jsonl",
-        _fingerprint(cfg, cfg.model, cfg.adapter, cfg.max_new_tokens),
+        fingerprint(cfg, cfg.model, cfg.adapter, cfg.max_new_tokens),
         split,
         metas,
         lambda: engines.make_engine(cfg.engine, cfg.model, cfg.adapter),
