@@ -222,7 +222,7 @@ def main() -> int:
         resume = killed_and_rerun(model, pairs, tmp_path / "killed.jsonl", args.max_tokens)
         batch = batch_throughput(model, pairs, tmp_path / "clean.jsonl", args.max_tokens)
         server = server_throughput(
-            model, pairs, args.max_tokens, args.clients, RESULTS / "bench_batch_server.log"
+            model, pairs, args.max_tokens, args.clients, tmp_path / "server.log"
         )
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
