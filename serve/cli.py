@@ -82,6 +82,21 @@ def register_serve(parser: argparse.ArgumentParser) -> None:
         help="sequences the engine batches (local: vLLM's default; URL: the upstream's, which "
         "sizes admission control)",
     )
+    v = parser.add_argument_group("local vLLM engine (GPU serving; the CPU defaults need none)")
+    v.add_argument(
+        "--tensor-parallel-size", type=int, default=None, help="GPUs one model is split over"
+    )
+    v.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=None,
+        help="share of each GPU's memory vLLM may take (vLLM's default: 0.9)",
+    )
+    v.add_argument(
+        "--compiled",
+        action="store_true",
+        help="let vLLM compile and capture CUDA graphs (default: eager, which CPU needs)",
+    )
 
     g = parser.add_argument_group("limits")
     g.add_argument(

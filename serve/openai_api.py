@@ -17,8 +17,8 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from serve.config import Limits
 from creative4u.engines import Chat, Completion, Delta
+from serve.config import Limits
 from serve.errors import APIError
 
 ROLES = ("system", "user", "assistant")

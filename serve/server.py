@@ -44,8 +44,11 @@ def engine_from_args(args: argparse.Namespace) -> Any:
 
     if args.engine == "local":
         overrides: dict[str, Any] = {}
-        if args.max_num_seqs:
-            overrides["max_num_seqs"] = args.max_num_seqs
+        for name in ("max_num_seqs", "tensor_parallel_size", "gpu_memory_utilization"):
+            if getattr(args, name, None):
+                overrides[name] = getattr(args, name)
+        if getattr(args, "compiled", False):
+            overrides["enforce_eager"] = False
         return LocalEngine.from_model(
             args.model,
             args.adapter,

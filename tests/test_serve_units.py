@@ -514,3 +514,23 @@ def test_admission_is_sized_from_the_engine() -> None:
     assert admission_limits(64, 300.0, batch_seconds=400.0) == (32, 0)
     # explicit limits win
     assert admission_limits(64, 300.0, max_concurrency=3, max_queue=5) == (3, 5)
+
+
+def test_serve_flags_reach_the_vllm_engine_arguments(tiny_model) -> None:
+    """GPU serving settings go from `creative4u serve` flags to vLLM; the CPU defaults stay."""
+    from creative4u.cli import build_parser
+    from serve.server import engine_from_args
+
+    parser = build_parser()
+    plain = engine_from_args(parser.parse_args(["serve", "--model", str(tiny_model)]))
+    assert plain.engine_kwargs["enforce_eager"] is True
+    assert "tensor_parallel_size" not in plain.engine_kwargs
+    gpu = engine_from_args(
+        parser.parse_args(
+            ["serve", "--model", str(tiny_model), "--tensor-parallel-size", "2"]
+            + ["--gpu-memory-utilization", "0.5", "--compiled", "--max-num-seqs", "8"]
+        )
+    )
+    kw = gpu.engine_kwargs
+    assert (kw["tensor_parallel_size"], kw["gpu_memory_utilization"]) == (2, 0.5)
+    assert kw["enforce_eager"] is False and kw["max_num_seqs"] == 8 and gpu.batch_capacity == 8
