@@ -55,6 +55,8 @@ class GenParams:
     use_adapter: bool = True
     """False answers with the bare base model under a LoRA adapter (the "before fine-tuning"
     baseline); an OpenAI-compatible upstream serves what it serves and ignores this."""
+    model: str | None = None
+    """Which served model answers (one of `Engine.model_names`); None is the default one."""
 
 
 @dataclass
@@ -129,11 +131,19 @@ class Engine(ABC):
     def __init__(self, processor: Any, model_name: str):
         self.processor = processor
         self.model_name = model_name
+        self.adapters: dict[str, str] = {}
+        """More served models: name -> LoRA adapter folder on the same base (a request picks one
+        with `GenParams.model`); `model_name` stays the default."""
         self.in_flight = 0
         self.started_at = int(time.time())
         self.batch_capacity: int | None = None
         """Sequences the engine runs in one batch (None when it cannot tell); admission control
         sizes its limits from it."""
+
+    @property
+    def model_names(self) -> list[str]:
+        """Every name this engine answers to, the default first."""
+        return [self.model_name, *self.adapters]
 
     @property
     def answer_token_ids(self) -> list[int] | None:
@@ -193,12 +203,20 @@ class LocalEngine(Engine):
 
     kind = "local"
 
-    def __init__(self, ref: Any, processor: Any, model_name: str, engine_kwargs: dict[str, Any]):
+    def __init__(
+        self,
+        ref: Any,
+        processor: Any,
+        model_name: str,
+        engine_kwargs: dict[str, Any],
+        adapters: dict[str, str] | None = None,
+    ):
         super().__init__(processor, model_name)
         self.ref = ref
         self.engine_kwargs = engine_kwargs
+        self.adapters = dict(adapters or {})
         self._llm: Any = None
-        self._lora: Any = None
+        self._loras: dict[str, Any] = {}
         self.batch_capacity = engine_kwargs.get("max_num_seqs")
 
     @classmethod
@@ -209,15 +227,48 @@ class LocalEngine(Engine):
         *,
         served_model_name: str = "creative4u",
         max_model_len: int = 4096,
+        adapters: dict[str, str] | None = None,
         **engine_overrides: Any,
     ) -> LocalEngine:
+        """`adapters` serves more LoRA adapters of the same base, each under its own name."""
         from creative4u.generation import default_engine_kwargs
-        from creative4u.vlm import load_processor, resolve
+        from creative4u.vlm import adapter_rank, load_processor, resolve
 
         ref = resolve(model, adapter)
+        adapters = dict(adapters or {})
+        for name, path in adapters.items():
+            if name == served_model_name:
+                raise ValueError(f"adapter name {name!r} is the served model's own name")
+            other = resolve(path)
+            if other.adapter is None or other.base != ref.base:
+                raise ValueError(
+                    f"adapter {name}={path} must be a LoRA adapter of {ref.base} "
+                    f"(its base is {other.base})"
+                )
         processor = load_processor(ref.base)
         kwargs = default_engine_kwargs(ref, max_model_len=max_model_len, **engine_overrides)
-        return cls(ref, processor, served_model_name, kwargs)
+        if adapters:
+            paths = [*([ref.adapter] if ref.adapter else []), *adapters.values()]
+            kwargs.update(
+                enable_lora=True,
+                max_loras=len(paths),
+                max_lora_rank=max(8, *(adapter_rank(a) for a in paths)),
+            )
+        return cls(ref, processor, served_model_name, kwargs, adapters)
+
+    def _lora_for(self, params: GenParams) -> Any:
+        if not params.use_adapter:
+            return None
+        name = params.model or self.model_name
+        if name not in self._loras and name != self.model_name:
+            raise APIError(
+                404,
+                f"model {name!r} is not served here; this server serves "
+                + ", ".join(repr(n) for n in self.model_names),
+                param="model",
+                code="model_not_found",
+            )
+        return self._loras.get(name)
 
     async def start(self) -> None:
         from creative4u.generation import ensure_cpu_env
@@ -229,10 +280,13 @@ class LocalEngine(Engine):
         args = AsyncEngineArgs(**{"disable_log_stats": True, **self.engine_kwargs})
         self._llm = AsyncLLM.from_engine_args(args)
         self.batch_capacity = int(self._llm.vllm_config.scheduler_config.max_num_seqs)
-        if self.ref.adapter:
-            from vllm.lora.request import LoRARequest
+        from vllm.lora.request import LoRARequest
 
-            self._lora = LoRARequest(self.model_name, 1, self.ref.adapter)
+        named = {**({self.model_name: self.ref.adapter} if self.ref.adapter else {})}
+        named.update(self.adapters)
+        self._loras = {
+            name: LoRARequest(name, i, path) for i, (name, path) in enumerate(named.items(), 1)
+        }
 
     async def close(self) -> None:
         if self._llm is not None:
@@ -279,20 +333,21 @@ class LocalEngine(Engine):
         )
 
     async def _run(
-        self, inputs: dict[str, Any], sampling: Any, use_adapter: bool = True
+        self, inputs: dict[str, Any], sampling: Any, params: GenParams
     ) -> AsyncIterator[Any]:
         from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError
 
         if self._llm is None:
             raise APIError(503, "engine is not running", code="engine_unavailable")
+        lora = self._lora_for(params)
         self.in_flight += 1
         try:
             async for out in self._llm.generate(
                 inputs,
                 sampling,
                 uuid.uuid4().hex,
-                lora_request=self._lora if use_adapter else None,
+                lora_request=lora,
             ):
                 yield out
         except EngineDeadError as e:
@@ -320,7 +375,7 @@ class LocalEngine(Engine):
     ) -> Completion:
         final = None
         async for out in self._run(
-            self._inputs(chat, continue_text), self._sampling(params, False), params.use_adapter
+            self._inputs(chat, continue_text), self._sampling(params, False), params
         ):
             final = out
         if final is None:
@@ -339,9 +394,7 @@ class LocalEngine(Engine):
 
     async def stream(self, chat: Chat, params: GenParams) -> AsyncIterator[Delta]:
         n_generated = 0
-        async for out in self._run(
-            self._inputs(chat, None), self._sampling(params, True), params.use_adapter
-        ):
+        async for out in self._run(self._inputs(chat, None), self._sampling(params, True), params):
             c = out.outputs[0]
             n_generated += len(c.token_ids)
             pieces, _, steps = self._logprobs(c)

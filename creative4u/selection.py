@@ -332,8 +332,11 @@ class AsyncSelector:
         ctr_scorer: CTRScorer | None = None,
         metrics: Any = None,
         calibration: Calibration | None = None,
+        model: str | None = None,
     ):
         self.engine = engine
+        self.model = model or engine.model_name
+        """The served model that answers (one of `engine.model_names`)."""
         self.default_max_tokens = default_max_tokens
         self.probe_answer = probe_answer
         self.ctr_scorer = ctr_scorer
@@ -365,6 +368,7 @@ class AsyncSelector:
             logprobs=True,
             top_logprobs=20,
             use_adapter=options.use_adapter,
+            model=self.model,
         )
 
     def _count(self, comps: Sequence[Completion], purpose: str) -> None:
@@ -498,7 +502,7 @@ class AsyncSelector:
             problems=outcome.problems_all() + list(extra_problems),
             ctr=CTR(a=ctr[0], b=ctr[1]),
             orders=[o.to_model() for o in outcome.orders],
-            model=self.engine.model_name,
+            model=self.model,
             latency_ms=round(seconds * 1000, 1),
         )
 
@@ -688,6 +692,6 @@ class AsyncSelector:
             generations=sum(len(o.orders) for o in outcomes),
             well_formed=not_wf == 0,
             problems=problems,
-            model=self.engine.model_name,
+            model=self.model,
             latency_ms=round((time.perf_counter() - t0) * 1000, 1),
         )

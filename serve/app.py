@@ -74,6 +74,7 @@ class SelectIn(BaseModel):
     creatives: list[str | CreativeIn]
     query: str
     title: str
+    model: str | None = Field(None, description="a served model (/v1/models); default: the first")
     options: OptionsIn = Field(default_factory=OptionsIn)
     stream: bool = Field(
         False,
@@ -187,23 +188,31 @@ def create_app(
     ctr_scorer: CTRScorer | None = None,
     fetcher: URLFetcher | None = None,
     calibration: Calibration | None = None,
+    calibrations: dict[str, Calibration | None] | None = None,
 ) -> FastAPI:
     """The API around `engine`. `ctr_scorer` fills `ctr` (M2FN, or a test double);
-    `calibration` is the one stored with the model (`creative4u calibrate`)."""
+    `calibration` is the one stored with the model (`creative4u calibrate`), `calibrations` those
+    of the engine's other served adapters, by name."""
     cfg = config or ServeConfig()
     limits = cfg.limits
     metrics = Metrics()
     if fetcher is None and cfg.allow_url_hosts:
         fetcher = URLFetcher(cfg.allow_url_hosts, limits.max_image_bytes, cfg.url_timeout_s)
     admission: Admission | None = None
-    selector = AsyncSelector(
-        engine,
-        default_max_tokens=cfg.default_max_tokens,
-        probe_answer=cfg.probe_answer,
-        ctr_scorer=ctr_scorer,
-        metrics=metrics,
-        calibration=calibration,
-    )
+    calibrations = {engine.model_name: calibration, **(calibrations or {})}
+    selectors = {
+        name: AsyncSelector(
+            engine,
+            default_max_tokens=cfg.default_max_tokens,
+            probe_answer=cfg.probe_answer,
+            ctr_scorer=ctr_scorer,
+            metrics=metrics,
+            calibration=calibrations.get(name),
+            model=name,
+        )
+        for name in engine.model_names
+    }
+    selector = selectors[engine.model_name]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -261,14 +270,16 @@ def create_app(
                 400, f"{param} is {value}, more than the limit of {limits.max_tokens}", param=param
             )
 
-    def check_model(name: str) -> None:
-        if name != engine.model_name:
+    def check_model(name: str) -> AsyncSelector:
+        if name not in selectors:
             raise APIError(
                 404,
-                f"model {name!r} is not served here; this server serves {engine.model_name!r}",
+                f"model {name!r} is not served here; this server serves "
+                + ", ".join(repr(n) for n in engine.model_names),
                 param="model",
                 code="model_not_found",
             )
+        return selectors[name]
 
     async def guarded(coro_fn: Any) -> Any:
         """Run under an admission slot and the request timeout."""
@@ -348,11 +359,12 @@ def create_app(
             "object": "list",
             "data": [
                 {
-                    "id": engine.model_name,
+                    "id": name,
                     "object": "model",
                     "created": engine.started_at,
                     "owned_by": "creative4u",
                 }
+                for name in engine.model_names
             ],
         }
 
@@ -375,6 +387,7 @@ def create_app(
             logprobs=bool(body.logprobs),
             top_logprobs=top_n,
             token_ids=body.logprob_token_ids if body.logprobs else None,
+            model=body.model,
         )
         if body.logprob_token_ids and not body.logprobs:
             raise APIError(400, "logprob_token_ids needs logprobs=true", param="logprob_token_ids")
@@ -387,7 +400,7 @@ def create_app(
                 metrics.count_tokens(c.prompt_tokens, c.completion_tokens, "chat")
                 return completion_body(
                     c,
-                    engine.model_name,
+                    body.model,
                     logprobs=bool(body.logprobs),
                     top_n=top_n,
                     return_all=bool(body.logprob_token_ids),
@@ -412,7 +425,7 @@ def create_app(
         return streamed(
             sse_chunks(
                 engine.stream(chat, params),
-                engine.model_name,
+                body.model,
                 include_usage,
                 on_usage=lambda p, g: metrics.count_tokens(p, g, "chat"),
             ),
@@ -434,12 +447,13 @@ def create_app(
         check_text("query", body.query)
         check_text("title", body.title)
         options = options_of(body)
+        chosen = check_model(body.model or engine.model_name)
 
         if not body.stream:
 
             async def run() -> Selection:
                 images, _ = await creatives_in(body)
-                return await selector.select(images, body.query, body.title, options)
+                return await chosen.select(images, body.query, body.title, options)
 
             return await guarded(run)
 
@@ -455,7 +469,7 @@ def create_app(
             raise
 
         async def events() -> AsyncIterator[bytes]:
-            async for item in selector.select_stream(images, body.query, body.title, options):
+            async for item in chosen.select_stream(images, body.query, body.title, options):
                 if isinstance(item, Selection):
                     yield sse_event({"type": "selection", "selection": item.model_dump()})
                 else:
@@ -479,10 +493,11 @@ def create_app(
         if body.stream:
             raise APIError(400, "stream is only supported by /v1/select", param="stream")
         options = options_of(body)
+        chosen = check_model(body.model or engine.model_name)
 
         async def run() -> Ranking:
             images, ids = await creatives_in(body)
-            return await selector.rank(images, body.query, body.title, options, ids=ids)
+            return await chosen.rank(images, body.query, body.title, options, ids=ids)
 
         return await guarded(run)
 

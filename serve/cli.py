@@ -82,6 +82,14 @@ def register_serve(parser: argparse.ArgumentParser) -> None:
         help="sequences the engine batches (local: vLLM's default; URL: the upstream's, which "
         "sizes admission control)",
     )
+    parser.add_argument(
+        "--lora-modules",
+        nargs="+",
+        default=None,
+        metavar="NAME=PATH",
+        help="more LoRA adapters of the same base, each served under its NAME (requests pick "
+        "one with `model`; /v1/models lists them)",
+    )
     v = parser.add_argument_group("local vLLM engine (GPU serving; the CPU defaults need none)")
     v.add_argument(
         "--tensor-parallel-size", type=int, default=None, help="GPUs one model is split over"

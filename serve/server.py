@@ -39,9 +39,23 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     )
 
 
+def lora_modules(args: argparse.Namespace) -> dict[str, str]:
+    """`--lora-modules a=PATH b=PATH` -> {"a": PATH, "b": PATH}."""
+    out: dict[str, str] = {}
+    for item in getattr(args, "lora_modules", None) or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--lora-modules takes NAME=PATH, got {item!r}")
+        if name in out:
+            raise ValueError(f"--lora-modules names {name!r} twice")
+        out[name] = path
+    return out
+
+
 def engine_from_args(args: argparse.Namespace) -> Any:
     from creative4u.engines import LocalEngine, OpenAIEngine
 
+    adapters = lora_modules(args)
     if args.engine == "local":
         overrides: dict[str, Any] = {}
         for name in ("max_num_seqs", "tensor_parallel_size", "gpu_memory_utilization"):
@@ -54,13 +68,14 @@ def engine_from_args(args: argparse.Namespace) -> Any:
             args.adapter,
             served_model_name=args.served_model_name,
             max_model_len=args.max_model_len,
+            adapters=adapters,
             **overrides,
         )
     if not args.engine.startswith(("http://", "https://")):
         raise ValueError(f"--engine must be 'local' or an http(s) URL, got {args.engine!r}")
-    if args.adapter:
+    if args.adapter or adapters:
         raise ValueError(
-            "--adapter applies to --engine local; with a URL engine the upstream serves the adapter "
+            "--adapter and --lora-modules apply to --engine local; with a URL engine the upstream serves the adapter "
             "(vllm --lora-modules NAME=PATH) and --upstream-model names it"
         )
     return OpenAIEngine.from_model(
@@ -104,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
     calibration = Calibration.load(ref.adapter or ref.base)
     if calibration is not None:
         log.info("confidence calibrated: temperature %.3f", calibration.temperature)
-    app = create_app(engine, cfg, ctr_scorer=scorer, calibration=calibration)
+    calibrations = {name: Calibration.load(path) for name, path in engine.adapters.items()}
+    app = create_app(
+        engine, cfg, ctr_scorer=scorer, calibration=calibration, calibrations=calibrations
+    )
     if not getattr(args, "no_ui", False):
         from serve.ui import mount_ui
 

@@ -97,8 +97,7 @@ GOOD = [data_url(creative(RED)), data_url(creative(BLUE))]
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_adapter(tiny_model: Path, out: Path, seed: int) -> Path:
     """A LoRA adapter with non-zero B (so vLLM's LoRA path really changes the computation)."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -106,26 +105,40 @@ def adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from creative4u.vlm import load
 
     model, _ = load(str(tiny_model))
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     lora = LoraConfig(r=8, lora_alpha=16, target_modules=r".*language_model.*\.(q_proj|v_proj)")
     peft_model = get_peft_model(model, lora)
     for name, param in peft_model.named_parameters():
         if "lora_B" in name:
             param.data.normal_(0, 0.5)
-    out = tmp_path_factory.mktemp("lora") / "adapter"
     peft_model.save_pretrained(out)
     return out
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model: Path, adapter: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The tiny model with a LoRA adapter, served under the name 'creative4u'."""
+def adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_adapter(tiny_model, tmp_path_factory.mktemp("lora") / "adapter", seed=1)
+
+
+@pytest.fixture(scope="module")
+def other_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_adapter(tiny_model, tmp_path_factory.mktemp("lora") / "other", seed=2)
+
+
+@pytest.fixture(scope="module")
+def server(
+    tiny_model: Path, adapter: Path, other_adapter: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    """The tiny model with a LoRA adapter, served under the name 'creative4u', and a second
+    adapter of the same base served as 'other'."""
     port = free_port()
     args = serve_command(
         tiny_model,
         port,
         "--adapter",
         str(adapter),
+        "--lora-modules",
+        f"other={other_adapter}",
         "--api-key",
         KEY,
         "--max-tokens",
@@ -173,7 +186,7 @@ def oai(server: str):
 
 
 def test_models_and_health(http: httpx.Client, oai) -> None:
-    assert [m.id for m in oai.models.list()] == ["creative4u"]
+    assert [m.id for m in oai.models.list()] == ["creative4u", "other"]
     health = http.get("/health", headers={"Authorization": ""}).json()
     assert health["status"] == "ok"
     # vLLM batches 16 sequences (--max-num-seqs): 8 selects at once, 4 batches' worth waiting
@@ -562,3 +575,23 @@ def test_streamed_select_is_one_of_the_two_orders(http: httpx.Client) -> None:
     assert selection["p_a"] == pytest.approx(plain["p_a"], abs=1e-3)
     bad = http.post("/v1/rank", json={**body, "stream": True})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "stream"
+
+
+def test_two_adapters_answer_by_name(http: httpx.Client, oai) -> None:
+    """Each served adapter answers under its own name, in chat and in /v1/select; an unknown
+    name is a 404 that lists what is served."""
+    msgs = build_messages("red dress", "Nova red dress", *GOOD, style="openai")
+    kw = dict(messages=msgs, max_tokens=12, temperature=0.0, seed=0)
+    first = oai.chat.completions.create(model="creative4u", **kw)
+    other = oai.chat.completions.create(model="other", **kw)
+    assert first.model == "creative4u" and other.model == "other"
+    assert first.choices[0].message.content != other.choices[0].message.content
+    body = {"creatives": GOOD, "query": "red dress", "title": "Nova red dress"}
+    a = http.post("/v1/select", json=body).json()
+    b = http.post("/v1/select", json={**body, "model": "other"}).json()
+    assert a["model"] == "creative4u" and b["model"] == "other"
+    assert [o["text"] for o in a["orders"]] != [o["text"] for o in b["orders"]]
+    missing = http.post("/v1/select", json={**body, "model": "nope"})
+    assert missing.status_code == 404
+    err = missing.json()["error"]
+    assert err["param"] == "model" and "'other'" in err["message"]
