@@ -165,10 +165,11 @@ def paired_difference(
     a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]], z: float = 1.96
 ) -> dict[str, float]:
     """Accuracy of `a` minus accuracy of `b` on the same answers, with a 95 % interval that
-    treats each pair (both its orders) as one unit, since the two orders are not independent."""
+    treats each pair as one unit: a selection record (both orders decided together) or the two
+    per-order records of a pair, which are not independent."""
     per_pair: dict[Any, list[float]] = {}
     for ra, rb in zip(a, b, strict=True):
-        if (ra["pair"], ra["swapped"]) != (rb["pair"], rb["swapped"]):
+        if (ra["pair"], ra.get("swapped")) != (rb["pair"], rb.get("swapped")):
             raise ValueError("paired_difference needs the same answers in the same order")
         per_pair.setdefault(ra["pair"], []).append(
             float(ra["winner"] == ra["label"]) - float(rb["winner"] == rb["label"])

@@ -108,3 +108,17 @@ def test_paired_difference() -> None:
     assert same["difference"] == 0.0
     with pytest.raises(ValueError, match="same answers"):
         paired_difference(a, list(reversed(b)))
+
+
+def test_paired_difference_counts_each_selection_once() -> None:
+    """Selection records (one per pair, both orders decided together) are paired by pair."""
+    from creative4u.metrics import paired_difference
+
+    labels = ["A", "B", "A", "B"]
+    a = [{"pair": i, "winner": lab, "label": lab} for i, lab in enumerate(labels)]
+    b = [{"pair": i, "winner": "A", "label": lab} for i, lab in enumerate(labels)]
+    d = paired_difference(a, b)
+    assert d["n_pairs"] == 4 and d["difference"] == pytest.approx(0.5)
+    assert d["ci_low"] < 0.5 < d["ci_high"]
+    with pytest.raises(ValueError):
+        paired_difference(a, list(reversed(b)))
