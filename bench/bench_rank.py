@@ -66,13 +66,11 @@ async def run(model: str, products: list[dict[str, Any]], sizes: list[int], max_
     from creative4u.images import load_image
     from creative4u.ranking import kendall_tau
     from creative4u.selection import AsyncSelector, SelectOptions
-    from creative4u.vlm import resolve
 
     engine = LocalEngine.from_model(model)
     await engine.start()
-    ref = resolve(model)
     selector = AsyncSelector(
-        engine, default_max_tokens=max_tokens, calibration=Calibration.load(ref.base)
+        engine, default_max_tokens=max_tokens, calibration=Calibration.for_model(model)
     )
     rows = []
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -95,10 +95,7 @@ def _resolve_image(value: Any, root: Path) -> Any:
 
 
 def _load(value: Any, root: Path) -> Any:
-    try:
-        return load_image(_resolve_image(value, root))
-    except FileNotFoundError as e:
-        raise ImageError(f"image file not found: {e.filename or value}") from e
+    return load_image(_resolve_image(value, root))
 
 
 def pair_input(selector: Any, row: dict[str, Any], root: Path) -> Any:
@@ -154,7 +151,6 @@ async def select_pairs(
     options: Any = None,
     chunk: int = 128,
     progress: bool = True,
-    on_chunk: Callable[[int], None] | None = None,
 ) -> BatchReport:
     """Every row of `rows` through `selector` (both orders), appended to `out` as it comes."""
     import time
@@ -207,8 +203,6 @@ async def select_pairs(
                     write({"id": ids[i], "ok": True, **sel.model_dump()})
             fh.flush()
             bar.update(len(idx))
-            if on_chunk is not None:
-                on_chunk(start + len(idx))
     bar.close()
     if out.suffix == ".parquet":
         finish_parquet(out)

@@ -46,6 +46,11 @@ class Calibration:
         return path
 
     @classmethod
+    def for_model(cls, model: str, adapter: str | None = None) -> Calibration | None:
+        """The calibration stored with a model (its adapter folder when it is one)."""
+        return cls.load(model_folder(model, adapter))
+
+    @classmethod
     def load(cls, folder: str | Path | None) -> Calibration | None:
         """The calibration stored in a model (or adapter) folder, or None when it has none."""
         if folder is None:
@@ -58,6 +63,14 @@ class Calibration:
         if not math.isfinite(t) or t <= 0:
             raise ValueError(f"{path}: temperature must be a positive number, got {t}")
         return cls(temperature=t, fitted_on=raw.get("fitted_on", {}))
+
+
+def model_folder(model: str, adapter: str | None = None) -> Path:
+    """Where a model's calibration lives: the adapter folder of an adapter, else the model's."""
+    from creative4u.vlm import resolve
+
+    ref = resolve(model, adapter)
+    return Path(ref.adapter or ref.base)
 
 
 def calibrated(

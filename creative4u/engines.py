@@ -715,9 +715,6 @@ class TransformersEngine(Engine):
         loaded, processor = load(model, adapter)
         return cls(loaded, processor, served_model_name, batch_size)
 
-    async def check_health(self) -> None:
-        return None
-
     async def complete(
         self, chat: Chat, params: GenParams, *, continue_text: str | None = None
     ) -> Completion:

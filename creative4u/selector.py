@@ -52,11 +52,9 @@ class Selector:
         `m2fn` is given and the calibration stored with the model unless `calibration=False`."""
         from creative4u.calibration import Calibration
         from creative4u.engines import make_engine
-        from creative4u.vlm import resolve
 
         eng = make_engine(engine, model, adapter, **engine_kwargs)
-        ref = resolve(model, adapter)
-        cal = Calibration.load(ref.adapter or ref.base) if calibration else None
+        cal = Calibration.for_model(model, adapter) if calibration else None
         scorer = None
         if m2fn:
             from creative4u import m2fn as m2fn_lib

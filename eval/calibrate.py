@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -31,11 +30,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from creative4u import calibration
     from creative4u.engines import make_engine
-    from creative4u.vlm import resolve
     from eval.run import EvalConfig, fingerprint, load_split, pair_metas, resumable_records
 
-    ref = resolve(args.model, args.adapter)
-    folder = Path(ref.adapter or ref.base)
+    folder = calibration.model_folder(args.model, args.adapter)
     if not folder.is_dir():
         raise ValueError(f"calibration is stored next to the weights: {folder} is not a folder")
     split = load_split(args.dataset, args.split, args.max_pairs)

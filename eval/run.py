@@ -277,13 +277,11 @@ def load_split(dataset: str, split: str, max_pairs: int | None) -> Any:
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     from creative4u.calibration import Calibration
-    from creative4u.vlm import resolve
     from eval.report import write_report
 
     split = load_split(cfg.dataset, cfg.split, cfg.max_pairs)
     metas = pair_metas(split)
-    ref = resolve(cfg.model, cfg.adapter)
-    calibration = Calibration.load(ref.adapter or ref.base)
+    calibration = Calibration.for_model(cfg.model, cfg.adapter)
     seconds: dict[str, float] = {}
     t0 = time.time()
     records = resumable_records(

@@ -60,7 +60,6 @@ def local_selector(args: argparse.Namespace) -> Any:
     from creative4u.calibration import Calibration
     from creative4u.engines import LocalEngine
     from creative4u.selection import AsyncSelector
-    from creative4u.vlm import resolve
 
     # Keep stdout for the result (--json is parsed by scripts): engine logs go to stderr.
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
@@ -70,13 +69,12 @@ def local_selector(args: argparse.Namespace) -> Any:
         from serve.server import load_ctr_scorer
 
         scorer = load_ctr_scorer(args.m2fn)
-    ref = resolve(args.model, args.adapter)
     engine = LocalEngine.from_model(args.model, args.adapter, max_model_len=args.max_model_len)
     return AsyncSelector(
         engine,
         probe_answer=not args.no_probe,
         ctr_scorer=scorer,
-        calibration=Calibration.load(ref.adapter or ref.base),
+        calibration=Calibration.for_model(args.model, args.adapter),
     )
 
 

@@ -109,14 +109,12 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from creative4u.calibration import Calibration
-    from creative4u.vlm import resolve
     from serve.app import create_app
 
     cfg = config_from_args(args)
     engine = engine_from_args(args)
     scorer = load_ctr_scorer(args.m2fn) if args.m2fn else None
-    ref = resolve(args.model, args.adapter)
-    calibration = Calibration.load(ref.adapter or ref.base)
+    calibration = Calibration.for_model(args.model, args.adapter)
     if calibration is not None:
         log.info("confidence calibrated: temperature %.3f", calibration.temperature)
     calibrations = {name: Calibration.load(path) for name, path in engine.adapters.items()}
