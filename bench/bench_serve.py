@@ -2,13 +2,19 @@
 
 The same pairs (both orders each, the same prompt, pixels and `max_tokens`) go through:
   1. the serving engine called in process (`creative4u.engines.LocalEngine.complete_many`),
-  2. the API over HTTP (`creative4u serve` in a subprocess, concurrent `/v1/select` requests),
-  3. transformers `generate` (`creative4u.engines.TransformersEngine`, batched).
-The three run one after the other in one run, so the ratios compare like with like on the same
-machine at the same time. The API runs with the answer probe off so that it does exactly the
-generations the other two do.
+     with as many pairs in flight as the API's clients keep, and with every pair at once;
+  2. the API over HTTP (`serve.app.create_app` on uvicorn, exactly what `creative4u serve` runs,
+     in front of the same engine instance), its clients in a separate process, with M2FN's CTRs
+     off and on;
+  3. transformers `generate` (`creative4u.engines.TransformersEngine`, batched), in a fresh
+     process (vLLM lowers the torch thread count of the process it runs in).
+Ways 1 and 2 share one engine and alternate `--repeats` times, so their ratio compares the same
+engine at the same moment; each figure is the median of the repeats, with its range. Every
+measurement gets creatives of its own (as a stream of real requests does): repeated ones would be
+served from vLLM's prefix cache. The API runs with the answer probe off so that it does exactly
+the generations the others do.
 
-    python bench/bench_serve.py --model models/small-base --pairs 64 --max-tokens 64 [--concurrency 32]
+    python bench/bench_serve.py --model models/small-base --pairs 128 --max-tokens 64
 
 Without --model a tiny random model is built in a temporary folder (a smoke run, not a measurement
 of anything but overheads). Results go to bench/results/serve.json.
@@ -23,6 +29,7 @@ import os
 import platform
 import random
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -38,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from creative4u.images import to_data_url  # noqa: E402
 
 QUERY, TITLE = "red summer dress", "Nova elegant red summer dress"
+Pair = tuple[Image.Image, Image.Image]
 
 
 def make_creative(rng: random.Random, size: tuple[int, int] = (320, 320)) -> Image.Image:
@@ -59,124 +67,235 @@ def generation_tokens(metrics_text: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def request_bodies(pairs: list[Pair], max_tokens: int) -> list[bytes]:
+    """The `/v1/select` bodies, written once (a client's own encoding is not the server's cost)."""
+    return [
+        json.dumps(
+            {
+                "creatives": [to_data_url(a), to_data_url(b)],
+                "query": QUERY,
+                "title": TITLE,
+                "options": {"max_tokens": max_tokens},
+            }
+        ).encode()
+        for a, b in pairs
+    ]
+
+
 # --------------------------------------------------------------------------------------------
-# The three ways
+# The clients of the API: a separate process, as real clients are
 # --------------------------------------------------------------------------------------------
 
 
-async def bench_engine(
-    model: str, pairs: list[tuple[Image.Image, Image.Image]], max_tokens: int
-) -> dict[str, Any]:
-    from creative4u.engines import LocalEngine
-    from creative4u.protocol import build_messages
-    from creative4u.selection import AsyncSelector, SelectOptions
-
-    engine = LocalEngine.from_model(model, max_model_len=2048)
-    await engine.start()
-    try:
-        selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
-        params = selector.params(SelectOptions(max_tokens=max_tokens))
-
-        def chats(ps: list[tuple[Image.Image, Image.Image]]) -> list[Any]:
-            out = []
-            for a, b in ps:
-                a, b = selector.prepare(a), selector.prepare(b)
-                out += [build_messages(QUERY, TITLE, a, b), build_messages(QUERY, TITLE, b, a)]
-            return out
-
-        await engine.complete_many(chats(pairs[:2]), params)  # warm-up
-        todo = chats(pairs)
-        t0 = time.perf_counter()
-        comps = await engine.complete_many(todo, params)
-        seconds = time.perf_counter() - t0
-        return {
-            "seconds": seconds,
-            "pairs_per_s": len(pairs) / seconds,
-            "generations": len(comps),
-            "generated_tokens": sum(c.completion_tokens for c in comps),
-        }
-    finally:
-        await engine.close()
-
-
-async def _post_all(url: str, bodies: list[dict[str, Any]], concurrency: int) -> list[float]:
+async def post_all(url: str, bodies: list[bytes], concurrency: int) -> list[float]:
+    """POST every body, `concurrency` at a time; the latencies, sorted."""
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=1800) as client:
+    headers = {"content-type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=1800, limits=limits) as client:
 
-        async def one(body: dict[str, Any]) -> None:
+        async def one(body: bytes) -> None:
             async with sem:
                 t0 = time.perf_counter()
-                r = await client.post(url, json=body)
+                r = await client.post(url, content=body, headers=headers)
                 r.raise_for_status()
                 latencies.append(time.perf_counter() - t0)
 
         await asyncio.gather(*(one(b) for b in bodies))
-    return latencies
+    return sorted(latencies)
 
 
-def bench_api(
-    model: str,
-    pairs: list[tuple[Image.Image, Image.Image]],
-    max_tokens: int,
-    concurrency: int,
-    log_dir: Path,
-) -> dict[str, Any]:
-    from serve.launch import ServerProcess, free_port, serve_command
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    args = serve_command(
-        model,
-        port,
-        "--max-tokens",
-        str(max_tokens),
-        "--max-model-len",
-        "2048",
-        "--max-concurrency",
-        str(concurrency),
-        "--max-queue",
-        str(len(pairs) + 8),
-        "--no-probe",
-        "--log-level",
-        "warning",
+def client_main(url: str, bodies_file: str, concurrency: int) -> None:
+    bodies = [line.encode() for line in Path(bodies_file).read_text().splitlines()]
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    latencies = asyncio.run(post_all(url, bodies, concurrency))
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    print(
+        "RESULT " + json.dumps({"seconds": seconds, "cpu_s": cpu, "latencies": latencies}),
+        flush=True,
     )
-    bodies = [
-        {
-            "creatives": [to_data_url(a), to_data_url(b)],
-            "query": QUERY,
-            "title": TITLE,
-            "options": {"max_tokens": max_tokens},
-        }
-        for a, b in pairs
-    ]
-    with ServerProcess(
-        args,
-        f"{base}/health",
-        log_dir / "bench_serve_api.log",
-        env={"VLLM_CPU_KVCACHE_SPACE": "1"},
-        cwd=ROOT,
-    ):
-        asyncio.run(_post_all(f"{base}/v1/select", bodies[:2], concurrency))  # warm-up
-        before = generation_tokens(httpx.get(f"{base}/metrics").text)
-        t0 = time.perf_counter()
-        latencies = asyncio.run(_post_all(f"{base}/v1/select", bodies, concurrency))
-        seconds = time.perf_counter() - t0
-        after = generation_tokens(httpx.get(f"{base}/metrics").text)
-    latencies.sort()
+
+
+async def run_clients(url: str, bodies_file: Path, concurrency: int) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        url,
+        str(bodies_file),
+        str(concurrency),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    line = next((x for x in out.decode().splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"the client process failed:\n{err.decode()[-2000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
+# --------------------------------------------------------------------------------------------
+# Engine and API side by side, on one engine
+# --------------------------------------------------------------------------------------------
+
+
+async def direct(
+    engine: Any, selector: Any, pairs: list[Pair], max_tokens: int, concurrency: int | None
+) -> dict[str, Any]:
+    """The engine called in process: `concurrency` pairs in flight (None: all at once), each
+    pair's two orders submitted together, as `/v1/select` submits them."""
+    from creative4u.protocol import build_messages
+    from creative4u.selection import SelectOptions
+
+    params = selector.params(SelectOptions(max_tokens=max_tokens))
+    todo = []
+    for a, b in pairs:
+        a, b = selector.prepare(a), selector.prepare(b)
+        todo.append([build_messages(QUERY, TITLE, a, b), build_messages(QUERY, TITLE, b, a)])
+    sem = asyncio.Semaphore(concurrency or len(todo))
+
+    async def pair(chats: list[Any]) -> list[Any]:
+        async with sem:
+            return await engine.complete_many(chats, params)
+
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    done = await asyncio.gather(*(pair(c) for c in todo))
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {
         "seconds": seconds,
         "pairs_per_s": len(pairs) / seconds,
-        "generations": 2 * len(pairs),
-        "generated_tokens": int(after - before),
-        "concurrency": concurrency,
-        "latency_p50_s": latencies[len(latencies) // 2],
-        "latency_max_s": latencies[-1],
+        "generated_tokens": sum(c.completion_tokens for cs in done for c in cs),
+        "frontend_cpu_ms_per_pair": 1000 * cpu / len(pairs),
     }
 
 
+async def through_api(base: str, bodies_file: Path, n: int, concurrency: int) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        before = generation_tokens((await http.get(f"{base}/metrics")).text)
+        cpu0 = time.process_time()
+        r = await run_clients(f"{base}/v1/select", bodies_file, concurrency)
+        cpu = time.process_time() - cpu0
+        after = generation_tokens((await http.get(f"{base}/metrics")).text)
+    lat = r["latencies"]
+    return {
+        "seconds": r["seconds"],
+        "pairs_per_s": n / r["seconds"],
+        "generated_tokens": int(after - before),
+        "frontend_cpu_ms_per_pair": 1000 * cpu / n,
+        "client_cpu_ms_per_pair": 1000 * r["cpu_s"] / n,
+        "latency_p50_s": lat[len(lat) // 2],
+        "latency_max_s": lat[-1],
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    rates = [r["pairs_per_s"] for r in runs]
+    return {
+        "pairs_per_s": statistics.median(rates),
+        "pairs_per_s_min": min(rates),
+        "pairs_per_s_max": max(rates),
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "frontend_cpu_ms_per_pair": statistics.median(r["frontend_cpu_ms_per_pair"] for r in runs),
+        "generated_tokens": runs[-1]["generated_tokens"],
+        "runs": runs,
+    }
+
+
+async def side_by_side(
+    model: str,
+    n_pairs: int,
+    seed: int,
+    max_tokens: int,
+    concurrency: int,
+    repeats: int,
+    m2fn: str | None,
+    work: Path,
+) -> dict[str, Any]:
+    import uvicorn
+
+    from creative4u.engines import LocalEngine
+    from creative4u.selection import AsyncSelector
+    from serve.app import create_app
+    from serve.config import Limits, ServeConfig
+    from serve.launch import free_port
+
+    engine = LocalEngine.from_model(model, max_model_len=2048)
+    await engine.start()
+    selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
+    cfg = ServeConfig(
+        default_max_tokens=max_tokens,
+        max_concurrency=concurrency,
+        max_queue=n_pairs + 8,
+        probe_answer=False,
+        limits=Limits(),
+    )
+    apps = {"api_select": create_app(engine, cfg)}
+    if m2fn:
+        from creative4u import m2fn as m2fn_pkg
+
+        apps["api_select_m2fn"] = create_app(engine, cfg, ctr_scorer=m2fn_pkg.load(m2fn))
+    servers, tasks, bases = {}, [], {}
+    for name, app in apps.items():
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        servers[name] = uvicorn.Server(config)
+        tasks.append(asyncio.create_task(servers[name].serve()))
+        bases[name] = f"http://127.0.0.1:{port}"
+    while not all(s.started for s in servers.values()):
+        await asyncio.sleep(0.1)
+
+    batches = iter(range(1, 10_000))
+
+    def fresh(n: int) -> list[Pair]:
+        return make_pairs(n, seed * 10_000 + next(batches))
+
+    def bodies_file(pairs: list[Pair]) -> Path:
+        path = work / f"bodies_{next(batches)}.jsonl"
+        path.write_text("\n".join(b.decode() for b in request_bodies(pairs, max_tokens)) + "\n")
+        return path
+
+    await direct(engine, selector, fresh(2), max_tokens, None)  # warm-up, every path once
+    for base in bases.values():
+        await run_clients(f"{base}/v1/select", bodies_file(fresh(2)), 2)
+
+    runs: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("engine_direct", "engine_all_at_once", *apps)
+    }
+    try:
+        for r in range(repeats):
+            print(f"round {r + 1} of {repeats}", flush=True)
+            runs["engine_direct"].append(
+                await direct(engine, selector, fresh(n_pairs), max_tokens, concurrency)
+            )
+            runs["engine_all_at_once"].append(
+                await direct(engine, selector, fresh(n_pairs), max_tokens, None)
+            )
+            runs["api_select"].append(
+                await through_api(
+                    bases["api_select"], bodies_file(fresh(n_pairs)), n_pairs, concurrency
+                )
+            )
+            if "api_select_m2fn" in bases and r == 0:  # one round: it is OCR-bound (see README)
+                runs["api_select_m2fn"].append(
+                    await through_api(
+                        bases["api_select_m2fn"], bodies_file(fresh(n_pairs)), n_pairs, concurrency
+                    )
+                )
+            print(
+                "  " + ", ".join(f"{k} {v[-1]['pairs_per_s']:.1f}" for k, v in runs.items() if v),
+                flush=True,
+            )
+    finally:
+        for s in servers.values():
+            s.should_exit = True
+        await asyncio.gather(*tasks)
+        await engine.close()
+    return {k: {**summarise(v), "concurrency": concurrency} for k, v in runs.items() if v}
+
+
 def bench_transformers(
-    model: str, pairs: list[tuple[Image.Image, Image.Image]], max_tokens: int, batch_size: int
+    model: str, pairs: list[Pair], max_tokens: int, batch_size: int
 ) -> dict[str, Any]:
     from creative4u.engines import TransformersEngine
     from creative4u.protocol import build_messages
@@ -202,21 +321,64 @@ def bench_transformers(
     }
 
 
+def transformers_in_fresh_process(
+    model: str, n_pairs: int, seed: int, max_tokens: int, batch_size: int
+) -> dict[str, Any]:
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--transformers", model]
+    cmd += [str(n_pairs), str(seed), str(max_tokens), str(batch_size)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"transformers run failed:\n{proc.stderr[-2000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
+def make_pairs(n: int, seed: int) -> list[Pair]:
+    rng = random.Random(seed)
+    return [(make_creative(rng), make_creative(rng)) for _ in range(n)]
+
+
 # --------------------------------------------------------------------------------------------
 
 
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--client":
+        client_main(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    if len(sys.argv) == 7 and sys.argv[1] == "--transformers":
+        model, n, seed, max_tokens, bs = sys.argv[2], *map(int, sys.argv[3:])
+        result = bench_transformers(model, make_pairs(n, seed), max_tokens, bs)
+        import torch
+
+        result["torch_threads"] = torch.get_num_threads()
+        print("RESULT " + json.dumps(result), flush=True)
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="model folder (default: build a tiny one)")
-    p.add_argument("--pairs", type=int, default=32)
+    p.add_argument("--pairs", type=int, default=128)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument(
         "--concurrency",
         type=int,
         default=32,
-        help="concurrent /v1/select requests (the server's limit is set to match)",
+        help="concurrent /v1/select requests, and pairs in flight on the direct engine",
     )
-    p.add_argument("--batch-size", type=int, default=16, help="transformers generate batch")
+    p.add_argument("--repeats", type=int, default=3, help="alternating rounds of engine and API")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        nargs="+",
+        default=[16, 64],
+        help="transformers generate batch sizes (the best one is compared)",
+    )
+    p.add_argument(
+        "--m2fn",
+        default="synthetic",
+        help="M2FN checkpoint for the API-with-M2FN row ('synthetic': a one-step model built "
+        "here, as bench_m2fn.py does; 'none': skip the row)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     args = p.parse_args()
@@ -229,32 +391,44 @@ def main() -> None:
 
         model = str(build(tmp / "tiny", preset="tiny", seed=0))
         print(f"built a tiny random model in {model} (smoke run)")
-    rng = random.Random(args.seed)
-    pairs = [(make_creative(rng), make_creative(rng)) for _ in range(args.pairs)]
+    m2fn = None if args.m2fn == "none" else args.m2fn
+    if m2fn == "synthetic":
+        sys.path.insert(0, str(ROOT / "bench"))
+        from bench_m2fn import synthetic_checkpoint
 
-    results: dict[str, Any] = {}
-    print(f"{args.pairs} pairs, both orders, max_tokens {args.max_tokens}")
-    print("engine (direct) ...", flush=True)
-    results["engine_direct"] = asyncio.run(bench_engine(model, pairs, args.max_tokens))
-    print("API /v1/select ...", flush=True)
-    results["api_select"] = bench_api(model, pairs, args.max_tokens, args.concurrency, tmp)
-    print("transformers generate ...", flush=True)
-    results["transformers"] = bench_transformers(model, pairs, args.max_tokens, args.batch_size)
-
-    e, a, t = (results[k]["pairs_per_s"] for k in ("engine_direct", "api_select", "transformers"))
+        m2fn = str(synthetic_checkpoint(tmp / "m2fn", 64, ocr=True)[0])
+    c = args.concurrency
+    print(f"{args.pairs} pairs, both orders, max_tokens {args.max_tokens}, {c} pairs at a time")
+    results = asyncio.run(
+        side_by_side(model, args.pairs, args.seed, args.max_tokens, c, args.repeats, m2fn, tmp)
+    )
+    for bs in args.batch_size:
+        print(f"transformers generate, batch {bs} ...", flush=True)
+        results[f"transformers_batch_{bs}"] = transformers_in_fresh_process(
+            model, args.pairs, args.seed, args.max_tokens, bs
+        )
+    rate = {k: v["pairs_per_s"] for k, v in results.items()}
+    best_tf = max((k for k in rate if k.startswith("transformers")), key=rate.get)
     ratios = {
-        "api_over_engine": a / e,
-        "api_over_transformers": a / t,
-        "engine_over_transformers": e / t,
+        "api_over_engine": rate["api_select"] / rate["engine_direct"],
+        "engine_over_transformers": rate["engine_direct"] / rate[best_tf],
+        "engine_all_at_once_over_transformers": rate["engine_all_at_once"] / rate[best_tf],
+        "api_over_transformers": rate["api_select"] / rate[best_tf],
     }
+    if "api_select_m2fn" in rate:
+        ratios["api_m2fn_over_engine"] = rate["api_select_m2fn"] / rate["engine_direct"]
     print()
-    print(f"{'way':<22} {'pairs/s':>9} {'seconds':>9} {'gen tokens':>11}")
+    print(f"{'way':<24} {'pairs/s':>9} {'range':>13} {'gen tokens':>11}")
     for k, v in results.items():
-        print(f"{k:<22} {v['pairs_per_s']:>9.2f} {v['seconds']:>9.2f} {v['generated_tokens']:>11}")
-    print()
-    print(f"API / engine direct:        {ratios['api_over_engine']:.2f}x")
-    print(f"API / transformers:         {ratios['api_over_transformers']:.2f}x")
-    print(f"engine direct / transformers: {ratios['engine_over_transformers']:.2f}x")
+        span = (
+            f"{v['pairs_per_s_min']:.1f}-{v['pairs_per_s_max']:.1f}"
+            if "pairs_per_s_min" in v
+            else ""
+        )
+        print(f"{k:<24} {v['pairs_per_s']:>9.2f} {span:>13} {v['generated_tokens']:>11}")
+    print(f"\n(transformers compared: {best_tf})")
+    for k, v in ratios.items():
+        print(f"{k:<38} {v:.2f}x")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -262,15 +436,19 @@ def main() -> None:
         "model": model if args.model else "tiny (random weights, built for this run)",
         "pairs": args.pairs,
         "max_tokens": args.max_tokens,
+        "concurrency": c,
+        "repeats": args.repeats,
+        "transformers_compared": best_tf,
         "results": results,
         "ratios": ratios,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            "vllm_cpu_env": {k: v for k, v in os.environ.items() if k.startswith("VLLM_CPU")},
         },
-        "note": "ratios are measured side by side in one run; absolute numbers depend on the machine "
-        "and on anything else running on it",
+        "note": "engine and API share one engine and alternate; ratios are measured side by side "
+        "in one run; absolute numbers depend on the machine and on anything else running on it",
     }
     out.write_text(json.dumps(record, indent=2))
     print(f"wrote {out}")

@@ -83,21 +83,36 @@ def summary(results: Path) -> str:
         )
     if s := load("serve"):
         r, q = s["results"], s["ratios"]
-        for name, label in (
-            ("engine_direct", "vLLM engine"),
-            ("api_select", "/v1/select API"),
-            ("transformers", "transformers generate"),
-        ):
+        how = f"{s['max_tokens']} tokens, {s['pairs']} new pairs x 2 orders"
+        labels = {
+            "engine_direct": f"vLLM engine, {s['concurrency']} pairs in flight",
+            "engine_all_at_once": "vLLM engine, every pair at once",
+            "api_select": f"/v1/select API, {s['concurrency']} clients",
+            "api_select_m2fn": f"/v1/select API with M2FN CTRs, {s['concurrency']} clients",
+        }
+        for name, label in labels.items():
+            if name in r:
+                v = r[name]
+                span = f" (range {v['pairs_per_s_min']:.1f}-{v['pairs_per_s_max']:.1f})"
+                row(label, f"{v['pairs_per_s']:.1f} pairs/s", how + (span if "runs" in v else ""))
+        for name in sorted(k for k in r if k.startswith("transformers")):
             row(
-                label,
+                f"transformers generate, batch {r[name]['batch_size']}",
                 f"{r[name]['pairs_per_s']:.1f} pairs/s",
-                f"{s['max_tokens']} tokens, {s['pairs']} pairs x 2 orders",
+                how,
             )
-        row("API / engine", f"{q['api_over_engine']:.2f}x", "the cost of the HTTP API")
+        row("API / engine", f"{q['api_over_engine']:.2f}x", "same pairs in flight, one engine")
+        if "api_m2fn_over_engine" in q:
+            row(
+                "API with M2FN / engine",
+                f"{q['api_m2fn_over_engine']:.2f}x",
+                "colour and OCR of each new creative",
+            )
         row(
             "engine / transformers",
             f"{q['engine_over_transformers']:.2f}x",
-            "vLLM over transformers",
+            f"against {s['transformers_compared'].replace('_', ' ')}; every pair at once: "
+            f"{q['engine_all_at_once_over_transformers']:.2f}x",
         )
     if ld := load("load"):
         for r in ld["rows"]:
@@ -132,7 +147,7 @@ def main() -> int:
     ap.add_argument(
         "--skip", nargs="*", default=[], choices=BENCHES, help="benchmarks to leave out"
     )
-    ap.add_argument("--serve-pairs", type=int, default=64)
+    ap.add_argument("--serve-pairs", type=int, default=128)
     args = ap.parse_args()
 
     t0 = time.perf_counter()

@@ -217,6 +217,7 @@ class LocalEngine(Engine):
         self.adapters = dict(adapters or {})
         self._llm: Any = None
         self._loras: dict[str, Any] = {}
+        self._pieces: dict[int, str] = {}
         self.batch_capacity = engine_kwargs.get("max_num_seqs")
 
     @classmethod
@@ -271,6 +272,9 @@ class LocalEngine(Engine):
         return self._loras.get(name)
 
     async def start(self) -> None:
+        """Start vLLM (once: an app built around an engine already started leaves it be)."""
+        if self._llm is not None:
+            return
         from creative4u.generation import ensure_cpu_env
 
         ensure_cpu_env()
@@ -317,11 +321,16 @@ class LocalEngine(Engine):
         return inputs
 
     def _sampling(self, params: GenParams, delta: bool) -> Any:
+        """`delta` streams text as it is generated. A finished completion is read from its
+        token ids instead (`_finished`): vLLM would otherwise detokenize every step, and every
+        log-probability candidate of every step, in this process, which on a small model costs
+        more than a fifth of the throughput (bench/results/engine_settings.md)."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
         want = params.logprobs or bool(params.token_ids)
         return SamplingParams(
+            detokenize=delta or bool(params.stop),  # stop strings need the text as it grows
             max_tokens=params.max_tokens,
             temperature=params.temperature,
             top_p=params.top_p,
@@ -357,18 +366,38 @@ class LocalEngine(Engine):
         finally:
             self.in_flight -= 1
 
-    @staticmethod
-    def _logprobs(c: Any) -> tuple[list[str], list[float | None], list[dict[str, float]]]:
+    def _piece(self, token_id: int) -> str:
+        """A token's text as vLLM shows it in log-probabilities, remembered per id."""
+        piece = self._pieces.get(token_id)
+        if piece is None:
+            from vllm.tokenizers.detokenizer_utils import convert_ids_list_to_tokens
+
+            piece = convert_ids_list_to_tokens(self._llm.tokenizer, [token_id])[0]
+            self._pieces[token_id] = piece
+        return piece
+
+    def _logprobs(self, c: Any) -> tuple[list[str], list[float | None], list[dict[str, float]]]:
         """vLLM's per-token log-probabilities -> (token texts, sampled log-prob, candidates)."""
         pieces: list[str] = []
         sampled: list[float | None] = []
         steps: list[dict[str, float]] = []
+
+        def text(tid: int, lp: Any) -> str:
+            return lp.decoded_token if lp.decoded_token is not None else self._piece(tid)
+
         for tid, lp in zip(c.token_ids, c.logprobs or [], strict=False):
             own = lp.get(tid)
-            pieces.append(own.decoded_token or "" if own is not None else "")
+            pieces.append(text(tid, own) if own is not None else "")
             sampled.append(own.logprob if own is not None else None)
-            steps.append({(v.decoded_token or ""): v.logprob for v in lp.values()})
+            steps.append({text(k, v): v.logprob for k, v in lp.items()})
         return pieces, sampled, steps
+
+    def _text(self, c: Any) -> str:
+        """The completion's text: vLLM's own when it detokenized, else decoded once here
+        (special tokens skipped, as vLLM's detokenizer skips them)."""
+        if c.text or not c.token_ids:
+            return c.text
+        return self._llm.tokenizer.decode(list(c.token_ids), skip_special_tokens=True)
 
     async def complete(
         self, chat: Chat, params: GenParams, *, continue_text: str | None = None
@@ -383,7 +412,7 @@ class LocalEngine(Engine):
         c = final.outputs[0]
         pieces, sampled, steps = self._logprobs(c)
         return Completion(
-            text=c.text,
+            text=self._text(c),
             finish_reason=c.finish_reason,
             prompt_tokens=len(final.prompt_token_ids or []),
             completion_tokens=len(c.token_ids),

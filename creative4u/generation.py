@@ -62,14 +62,21 @@ def answer_probs_from_steps(
 def default_engine_kwargs(
     ref: ModelRef, max_model_len: int = 4096, **overrides: Any
 ) -> dict[str, Any]:
-    """vLLM engine arguments for a pair-comparison workload (two images per prompt)."""
+    """vLLM engine arguments for a pair-comparison workload (two images per prompt).
+
+    On CPU the engine runs eagerly: the jobs that build one here (eval, calibrate, batch
+    selection, the Python API) are short, and compiling costs more start-up than it saves
+    (`creative4u serve` compiles: it runs for long). On GPUs vLLM's defaults stand."""
+    from vllm.platforms import current_platform
+
     kwargs: dict[str, Any] = dict(
         model=ref.base,
         limit_mm_per_prompt={"image": 2},
         max_model_len=max_model_len,
-        enforce_eager=True,
         seed=0,
     )
+    if current_platform.is_cpu():
+        kwargs["enforce_eager"] = True
     if ref.adapter:
         kwargs.update(
             enable_lora=True, max_lora_rank=max(8, adapter_rank(ref.adapter)), max_loras=1

@@ -16,15 +16,19 @@ The admission rule, the same on every path (API, CLI, data build, training, eval
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import io
 import math
 import mimetypes
+import os
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -54,6 +58,27 @@ def decode_data_url(url: str) -> bytes:
         return base64.b64decode(m.group("data"), validate=True)
     except (binascii.Error, ValueError) as e:
         raise ImageError(f"data URL holds invalid base64: {e}") from e
+
+
+T = TypeVar("T")
+_POOL: ThreadPoolExecutor | None = None
+
+
+def image_pool() -> ThreadPoolExecutor:
+    """The process's one bounded pool for CPU image work (decoding, resizing): one thread per
+    core, so a burst of requests queues here instead of starving the event loop (and the
+    engine's input processing, which runs on it) with dozens of decoding threads."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(
+            max_workers=max(1, len(os.sched_getaffinity(0))), thread_name_prefix="creative4u-img"
+        )
+    return _POOL
+
+
+async def in_image_pool(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on `image_pool()`, awaited from the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(image_pool(), fn, *args)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

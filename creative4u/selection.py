@@ -20,6 +20,7 @@ confidence 0.5 and `decided_by: "default"`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from creative4u.calibration import Calibration, calibrated
 from creative4u.engines import Chat, Completion, Delta, Engine, GenParams
 from creative4u.errors import APIError
 from creative4u.generation import Generation, answer_probs_from_steps
-from creative4u.images import fit_to_pixels, processor_pixel_bounds
+from creative4u.images import fit_to_pixels, in_image_pool, processor_pixel_bounds
 from creative4u.protocol import (
     DIMENSION_IDS,
     QUESTION_BY_ID,
@@ -350,6 +351,16 @@ class AsyncSelector:
         min_px, max_px, factor = processor_pixel_bounds(self.engine.processor)
         return fit_to_pixels(img, min_px, max_px, factor)
 
+    async def prepare_all(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+        """`prepare` for each creative, in the bounded image pool (never on the event loop)."""
+        with self._stage("prepare"):
+            return list(await asyncio.gather(*(in_image_pool(self.prepare, i) for i in images)))
+
+    def _stage(self, name: str) -> Any:
+        """Time a stage of the request in the server's metrics (a no-op without them)."""
+        stage = getattr(self.metrics, "stage", None)
+        return stage(name) if stage is not None else contextlib.nullcontext()
+
     def pair_items(self, rows: Any) -> list[PairInput]:
         """CreativePair rows (their stored images, query and title) as pairs to judge."""
         return [
@@ -393,9 +404,10 @@ class AsyncSelector:
         params = self.params(options)
         params.max_tokens, params.temperature, params.stop = 1, 0.0, None
         try:
-            probed = await self.engine.complete_many(
-                [chats[i] for i in todo], params, [conts[i] for i in todo]
-            )
+            with self._stage("probe"):
+                probed = await self.engine.complete_many(
+                    [chats[i] for i in todo], params, [conts[i] for i in todo]
+                )
         except APIError as e:
             if e.status in (400, 501):  # the upstream cannot continue a turn: no probe
                 return out
@@ -424,6 +436,16 @@ class AsyncSelector:
     ) -> list[PairOutcome]:
         """Completions of `n_pairs` x `orders` -> probes where needed -> one outcome per pair."""
         probes = await self._probe(chats, comps, options)
+        with self._stage("combine"):
+            return self._combine(n_pairs, orders, comps, probes)
+
+    def _combine(
+        self,
+        n_pairs: int,
+        orders: Sequence[Order],
+        comps: list[Completion],
+        probes: list[Completion | None],
+    ) -> list[PairOutcome]:
         outcomes = []
         k = 0
         for _ in range(n_pairs):
@@ -451,7 +473,8 @@ class AsyncSelector:
         options = options or SelectOptions()
         orders: list[Order] = ["AB", "BA"] if options.both_orders else ["AB"]
         chats = self._chats(items, orders)
-        comps = await self.engine.complete_many(chats, self.params(options))
+        with self._stage("engine"):
+            comps = await self.engine.complete_many(chats, self.params(options))
         self._count(comps, "select")
         return await self._outcomes(len(items), orders, chats, comps, options)
 
@@ -473,7 +496,8 @@ class AsyncSelector:
             return [None] * len(images), None
         ctx = [{"query": query, "title": title} for _ in images]
         try:
-            ctr = await asyncio.to_thread(self.ctr_scorer.score, list(images), ctx)
+            with self._stage("ctr"):
+                ctr = await asyncio.to_thread(self.ctr_scorer.score, list(images), ctx)
             return [float(x) for x in ctr], None
         except Exception as e:  # a CTR failure must not hide the selection
             return [None] * len(images), f"M2FN scoring failed: {type(e).__name__}: {e}"
@@ -488,6 +512,16 @@ class AsyncSelector:
         seconds: float = 0.0,
     ) -> Selection:
         """A pair's outcome as the typed result every surface returns."""
+        with self._stage("combine"):
+            return self._selection(outcome, ctr, extra_problems, seconds)
+
+    def _selection(
+        self,
+        outcome: PairOutcome,
+        ctr: Sequence[float | None],
+        extra_problems: Sequence[str],
+        seconds: float,
+    ) -> Selection:
         return Selection(
             winner=outcome.winner,  # type: ignore[arg-type]
             confidence=_round(outcome.confidence),  # type: ignore[arg-type]
@@ -517,7 +551,7 @@ class AsyncSelector:
         if len(images) != 2:
             raise ValueError(f"select compares exactly 2 creatives, got {len(images)}")
         t0 = time.perf_counter()
-        prepared = [self.prepare(i) for i in images]
+        prepared = await self.prepare_all(images)
         (outcome,), (ctr, ctr_problem) = await asyncio.gather(
             self.compare([(prepared[0], prepared[1])], query, title, options),
             self.predict_ctr(images, query, title),
@@ -539,7 +573,7 @@ class AsyncSelector:
             raise ValueError(f"select compares exactly 2 creatives, got {len(images)}")
         options = options or SelectOptions()
         t0 = time.perf_counter()
-        a, b = (self.prepare(i) for i in images)
+        a, b = await self.prepare_all(images)
         item = PairInput(a, b, query, title)
         orders: list[Order] = ["AB", "BA"] if options.both_orders else ["AB"]
         chats = self._chats([item], orders)
@@ -587,7 +621,7 @@ class AsyncSelector:
             raise ValueError(f"rank needs at least 2 creatives, got {n}")
         ids = list(ids) if ids is not None else [str(i) for i in range(n)]
         t0 = time.perf_counter()
-        prepared = [self.prepare(i) for i in images]
+        prepared = await self.prepare_all(images)
         by_pair: dict[tuple[int, int], PairOutcome] = {}
 
         async def judge(pairs: list[tuple[int, int]]) -> list[float]:

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from creative4u.calibration import Calibration
 from creative4u.engines import Engine, GenParams
+from creative4u.images import in_image_pool
 from creative4u.results import Ranking, Selection
 from creative4u.selection import AsyncSelector, CTRScorer, SelectOptions
 from serve.admission import DEFAULT_BATCH_CAPACITY, Admission, admission_limits
@@ -253,7 +254,7 @@ def create_app(
 
     async def load(value: Any, param: str):
         img = await load_creative(value, param, limits, fetcher)
-        return selector.prepare(img)
+        return await in_image_pool(selector.prepare, img)
 
     def check_text(name: str, value: str) -> None:
         if len(value) > limits.max_text_chars:
@@ -305,8 +306,16 @@ def create_app(
                 ids.append(str(i))
         if len(set(ids)) != len(ids):
             raise APIError(400, "creative ids must be unique", param="creatives")
-        images = await asyncio.gather(*(load_creative(v, p, limits, fetcher) for v, p in refs))
+        with metrics.stage("read"):
+            images = await asyncio.gather(*(load_creative(v, p, limits, fetcher) for v, p in refs))
         return list(images), ids
+
+    def json_response(result: BaseModel) -> Response:
+        """The result written once (FastAPI would validate the returned model against
+        `response_model` again before writing it); `response_model` still documents it."""
+        with metrics.stage("serialize"):
+            body = result.model_dump_json()
+        return Response(body, media_type="application/json")
 
     def options_of(body: SelectIn) -> SelectOptions:
         check_max_tokens(body.options.max_tokens, "options.max_tokens")
@@ -451,9 +460,9 @@ def create_app(
 
         if not body.stream:
 
-            async def run() -> Selection:
+            async def run() -> Response:
                 images, _ = await creatives_in(body)
-                return await chosen.select(images, body.query, body.title, options)
+                return json_response(await chosen.select(images, body.query, body.title, options))
 
             return await guarded(run)
 
@@ -495,9 +504,11 @@ def create_app(
         options = options_of(body)
         chosen = check_model(body.model or engine.model_name)
 
-        async def run() -> Ranking:
+        async def run() -> Response:
             images, ids = await creatives_in(body)
-            return await chosen.rank(images, body.query, body.title, options, ids=ids)
+            return json_response(
+                await chosen.rank(images, body.query, body.title, options, ids=ids)
+            )
 
         return await guarded(run)
 

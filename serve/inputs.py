@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from creative4u.images import ImageError, decode_data_url, load_image
+from creative4u.images import ImageError, decode_data_url, in_image_pool, load_image
 from serve.config import Limits
 from serve.errors import APIError
 from serve.fetch import URLFetcher
@@ -140,9 +140,10 @@ def decode_image(data: bytes, param: str, limits: Limits) -> Image.Image:
 async def load_creative(
     value: Any, param: str, limits: Limits, fetcher: URLFetcher | None
 ) -> Image.Image:
-    """Bytes -> RGB image; decoding runs in a thread so a large image never stalls the event loop."""
+    """Bytes -> RGB image; decoding runs in the bounded image pool, so a large image never stalls
+    the event loop."""
     data = await image_bytes(value, param, limits, fetcher)
-    return await asyncio.to_thread(decode_image, data, param, limits)
+    return await in_image_pool(decode_image, data, param, limits)
 
 
 async def load_creatives(

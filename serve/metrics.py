@@ -6,7 +6,9 @@ collide on metric names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,6 +28,11 @@ ENDPOINTS = (
     "/metrics",
 )
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+STAGES = ("read", "prepare", "engine", "probe", "ctr", "combine", "serialize")
+"""Where a selection request's time goes: reading its images (base64 and decoding), fitting them
+to the model, the engine's generations (input processing included), the answer probe, M2FN,
+turning generations into the result, and writing the JSON."""
 
 
 class Metrics:
@@ -67,6 +74,13 @@ class Metrics:
         self.requests_waiting = Gauge(
             "creative4u_requests_waiting", "Requests waiting for an admission slot", registry=r
         )
+        self.stage_seconds = Histogram(
+            "creative4u_stage_seconds",
+            "Time spent in each stage of /v1/select and /v1/rank (see serve.metrics.STAGES)",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
         self.engine_in_flight = Gauge(
             "creative4u_engine_in_flight",
             "Generations submitted to the engine, not finished",
@@ -93,6 +107,15 @@ class Metrics:
         self.prompt_tokens.inc(prompt)
         self.generation_tokens.inc(generated)
         self.generations.labels(purpose).inc(n)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one stage of a request (`STAGES`)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds.labels(name).observe(time.perf_counter() - t0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -61,8 +61,8 @@ def engine_from_args(args: argparse.Namespace) -> Any:
         for name in ("max_num_seqs", "tensor_parallel_size", "gpu_memory_utilization"):
             if getattr(args, name, None):
                 overrides[name] = getattr(args, name)
-        if getattr(args, "compiled", False):
-            overrides["enforce_eager"] = False
+        # A server runs for long: compiled (vLLM's default) unless told otherwise, on CPU too.
+        overrides["enforce_eager"] = bool(getattr(args, "enforce_eager", False))
         return LocalEngine.from_model(
             args.model,
             args.adapter,

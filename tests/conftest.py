@@ -62,6 +62,7 @@ def ui_server(tiny_model: Path, ui_cache_dir: Path, tmp_path_factory: pytest.Tem
         port,
         "--api-key",
         UI_API_KEY,
+        "--enforce-eager",  # a short-lived server: start fast (tests/test_serve.py compiles)
         "--max-tokens",
         "12",
         "--max-model-len",

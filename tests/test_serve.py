@@ -401,6 +401,31 @@ def test_metrics_count_requests_tokens_and_engine(http: httpx.Client) -> None:
     assert tokens and float(tokens[0].split()[-1]) > 0
 
 
+def test_metrics_time_each_stage_of_a_selection(http: httpx.Client) -> None:
+    """The profile's source: every stage of /v1/select is timed once more per request, and the
+    engine's share is the largest (the tiny model still needs its generations)."""
+    import re
+
+    def stages() -> dict[str, tuple[float, float]]:
+        text = http.get("/metrics").text
+        found = re.findall(
+            r'^creative4u_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', text, re.M
+        )
+        out: dict[str, list[float]] = {}
+        for kind, stage, value in found:
+            out.setdefault(stage, [0.0, 0.0])[0 if kind == "count" else 1] = float(value)
+        return {k: (v[0], v[1]) for k, v in out.items()}
+
+    before = stages()
+    r = http.post("/v1/select", json={"creatives": GOOD, "query": "q", "title": "t"})
+    assert r.status_code == 200, r.text
+    after = stages()
+    grew = {k for k, (n, _) in after.items() if n > before.get(k, (0.0, 0.0))[0]}
+    assert {"read", "prepare", "engine", "combine", "serialize"} <= grew
+    spent = {k: after[k][1] - before.get(k, (0.0, 0.0))[1] for k in grew}
+    assert max(spent, key=spent.get) == "engine" and all(v >= 0 for v in spent.values())
+
+
 # --------------------------------------------------------------------------------------------
 # The CLI clients
 # --------------------------------------------------------------------------------------------
@@ -595,3 +620,73 @@ def test_two_adapters_answer_by_name(http: httpx.Client, oai) -> None:
     assert missing.status_code == 404
     err = missing.json()["error"]
     assert err["param"] == "model" and "'other'" in err["message"]
+
+
+# --------------------------------------------------------------------------------------------
+# No behaviour change: the served answers on a fixed set, against those recorded before the
+# serving path was reworked for speed (tests/artifacts/select_golden.json)
+# --------------------------------------------------------------------------------------------
+
+GOLDEN = ROOT / "tests" / "artifacts" / "select_golden.json"
+GOLDEN_COLOURS = [(200, 30, 30), (30, 30, 200), (30, 160, 60), (120, 120, 120), (240, 200, 20)]
+
+
+def _golden_requests() -> list[tuple[str, dict]]:
+    urls = [data_url(creative(c, size=(100 + 20 * i, 90))) for i, c in enumerate(GOLDEN_COLOURS)]
+    out = []
+    for i in range(len(urls) - 1):
+        body = {
+            "creatives": [urls[i], urls[i + 1]],
+            "query": ["red dress", "blue shoes", "summer bag", "grey coat"][i],
+            "title": "Nova summer collection",
+            "options": {"max_tokens": 12},
+        }
+        out.append(("/v1/select", body))
+    rank = {
+        "creatives": [{"image": u, "id": f"c{i}"} for i, u in enumerate(urls[:4])],
+        "query": "red dress",
+        "title": "Nova red dress",
+        "options": {"max_tokens": 8},
+    }
+    out.append(("/v1/rank", rank))
+    return out
+
+
+def _same(got: object, want: object, path: str = "") -> list[str]:
+    """Differences between two JSON values; floats to 1e-5 (the engine's own rounding)."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        diffs = [f"{path}: keys {sorted(set(got) ^ set(want))}"] if set(got) != set(want) else []
+        for k in want:
+            if k in got and k != "latency_ms":
+                diffs += _same(got[k], want[k], f"{path}.{k}")
+        return diffs
+    if isinstance(want, list) and isinstance(got, list):
+        if len(got) != len(want):
+            return [f"{path}: {len(got)} items, want {len(want)}"]
+        return [
+            d
+            for i, (g, w) in enumerate(zip(got, want, strict=True))
+            for d in _same(g, w, f"{path}[{i}]")
+        ]
+    if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        return [] if abs(got - want) <= 1e-5 else [f"{path}: {got} != {want}"]
+    return [] if got == want else [f"{path}: {got!r} != {want!r}"]
+
+
+def test_served_answers_match_those_recorded_before_the_speed_work(http: httpx.Client) -> None:
+    """One request at a time (the engine batch holds exactly that request's orders), so the
+    generations are the same computation as when the file was recorded."""
+    import os
+
+    answers = []
+    for path, body in _golden_requests():
+        r = http.post(path, json=body)
+        assert r.status_code == 200, r.text
+        answers.append(r.json())
+    if os.environ.get("CREATIVE4U_RECORD_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(answers, indent=1) + "\n")
+        pytest.skip(f"recorded {GOLDEN}")
+    want = json.loads(GOLDEN.read_text())
+    diffs = _same(answers, want)
+    assert not diffs, "served answers changed:\n" + "\n".join(diffs[:20])

@@ -517,14 +517,26 @@ def test_admission_is_sized_from_the_engine() -> None:
 
 
 def test_serve_flags_reach_the_vllm_engine_arguments(tiny_model) -> None:
-    """GPU serving settings go from `creative4u serve` flags to vLLM; the CPU defaults stay."""
+    """GPU serving settings go from `creative4u serve` flags to vLLM; a server compiles unless
+    told `--enforce-eager`; the jobs that build an engine of their own run eagerly on CPU."""
     from creative4u.cli import build_parser
+    from creative4u.engines import LocalEngine
     from serve.server import engine_from_args
 
     parser = build_parser()
     plain = engine_from_args(parser.parse_args(["serve", "--model", str(tiny_model)]))
-    assert plain.engine_kwargs["enforce_eager"] is True
+    assert plain.engine_kwargs["enforce_eager"] is False
     assert "tensor_parallel_size" not in plain.engine_kwargs
+    eager = engine_from_args(
+        parser.parse_args(["serve", "--model", str(tiny_model), "--enforce-eager"])
+    )
+    assert eager.engine_kwargs["enforce_eager"] is True
+    with pytest.raises(SystemExit):  # one or the other
+        parser.parse_args(["serve", "--model", "m", "--enforce-eager", "--compiled"])
+    from vllm.platforms import current_platform
+
+    job = LocalEngine.from_model(str(tiny_model)).engine_kwargs
+    assert job.get("enforce_eager", False) is current_platform.is_cpu()
     gpu = engine_from_args(
         parser.parse_args(
             ["serve", "--model", str(tiny_model), "--tensor-parallel-size", "2"]
