@@ -624,10 +624,10 @@ def test_two_adapters_answer_by_name(http: httpx.Client, oai) -> None:
 
 # --------------------------------------------------------------------------------------------
 # No behaviour change: the served answers on a fixed set, against those recorded before the
-# serving path was reworked for speed (tests/artifacts/select_golden.json)
+# serving path was reworked for speed (tests/data/select_golden.json)
 # --------------------------------------------------------------------------------------------
 
-GOLDEN = ROOT / "tests" / "artifacts" / "select_golden.json"
+GOLDEN = ROOT / "tests" / "data" / "select_golden.json"
 GOLDEN_COLOURS = [(200, 30, 30), (30, 30, 200), (30, 160, 60), (120, 120, 120), (240, 200, 20)]
 
 
