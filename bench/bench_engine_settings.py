@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "vLLM default (auto bind)": {"env": {}, "engine": {}},
+    "eager, vLLM's default binding (auto)": {"env": {}, "engine": {}},
     "worker on all cores": {"env": {"VLLM_CPU_OMP_THREADS_BIND": "all"}, "engine": {}},
     "no binding": {"env": {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}, "engine": {}},
     "8192 batched tokens": {"env": {}, "engine": {"max_num_batched_tokens": 8192}},
@@ -154,7 +154,9 @@ def main() -> None:
         "# vLLM CPU settings on this machine",
         "",
         f"Written by `python bench/bench_engine_settings.py`: {args.pairs} pairs x 2 orders, "
-        f"{args.max_tokens} tokens, engine called in process, one fresh process per setting.",
+        f"{args.max_tokens} tokens, engine called in process, one fresh process per setting, "
+        f"{args.repeats} rounds of new creatives each. Every row runs eagerly (`enforce_eager`, "
+        "the CPU default of short jobs) except the compiled one.",
         "",
         "| setting | env | engine args | pairs/s (median) | rounds | x first row |",
         "|---|---|---|---|---|---|",

@@ -211,6 +211,7 @@ async def side_by_side(
     repeats: int,
     m2fn: str | None,
     work: Path,
+    eager: bool = False,
 ) -> dict[str, Any]:
     import uvicorn
 
@@ -220,7 +221,8 @@ async def side_by_side(
     from serve.config import Limits, ServeConfig
     from serve.launch import free_port
 
-    engine = LocalEngine.from_model(model, max_model_len=2048)
+    # built as `creative4u serve` builds it: compiled unless --enforce-eager
+    engine = LocalEngine.from_model(model, max_model_len=2048, enforce_eager=eager)
     await engine.start()
     selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
     cfg = ServeConfig(
@@ -379,6 +381,11 @@ def main() -> None:
         help="M2FN checkpoint for the API-with-M2FN row ('synthetic': a one-step model built "
         "here, as bench_m2fn.py does; 'none': skip the row)",
     )
+    p.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        help="run vLLM eagerly (default: compiled, as `creative4u serve` runs it)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     args = p.parse_args()
@@ -400,7 +407,17 @@ def main() -> None:
     c = args.concurrency
     print(f"{args.pairs} pairs, both orders, max_tokens {args.max_tokens}, {c} pairs at a time")
     results = asyncio.run(
-        side_by_side(model, args.pairs, args.seed, args.max_tokens, c, args.repeats, m2fn, tmp)
+        side_by_side(
+            model,
+            args.pairs,
+            args.seed,
+            args.max_tokens,
+            c,
+            args.repeats,
+            m2fn,
+            tmp,
+            eager=args.enforce_eager,
+        )
     )
     for bs in args.batch_size:
         print(f"transformers generate, batch {bs} ...", flush=True)
@@ -438,6 +455,7 @@ def main() -> None:
         "max_tokens": args.max_tokens,
         "concurrency": c,
         "repeats": args.repeats,
+        "vllm_compiled": not args.enforce_eager,
         "transformers_compared": best_tf,
         "results": results,
         "ratios": ratios,

@@ -12,9 +12,12 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from creative4u.ad_quality import QUALITY_FEATURES, measure_quality
 
 # A ten-colour palette for the "dominant colour" context feature (M2FN's auxiliary input).
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -91,7 +94,7 @@ def ocr_text(img: Image.Image, timeout: float = 30.0) -> str:
 # Interpretable measurements of one creative (the rationale teacher's and the baseline's input)
 # --------------------------------------------------------------------------------------------
 
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"
 """Bump when `measure` changes, so on-disk feature caches are not reused across versions."""
 
 WORK_SIDE = 224
@@ -146,6 +149,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "edge_density",
     "background_saturation",
     "colour_clash",
+    *QUALITY_FEATURES,
 )
 
 
@@ -560,15 +564,18 @@ def _text_features(rgb: Image.Image, words: list[dict]) -> dict:
     }
 
 
-def measure(img: Image.Image, ocr: bool = True) -> dict:
+def measure(img: Image.Image, ocr: bool = True, quantization: Any = None) -> dict:
     """Interpretable features of one creative, as a flat JSON-serialisable dict.
 
     Colour (colourfulness, saturation, brightness, named colours), photographic quality (contrast,
     Laplacian sharpness, symmetry), text (OCR words, area, height, legibility, price, call to
     action, offer words), the product subject (largest distinct-colour object: size, position,
     cropping, colour), layout (frame, inset panel, rectangular blocks), people and props, and the
-    background (clutter, edge density, saturation, clash with the subject). Every number is a
-    measurement a reason can quote, which is what makes the teacher's rationales checkable.
+    background (clutter, edge density, saturation, clash with the subject), and the ad-quality
+    features of `creative4u.ad_quality` (texture, JPEG quality, HSV and pleasure-arousal-dominance,
+    rule of thirds, readability of the in-image text). Every number is a measurement a reason can
+    quote, which is what makes the teacher's rationales checkable. `quantization`: the file's
+    JPEG tables (`ad_quality.quantization_of`), which decoding to RGB drops.
     """
     import hashlib
 
@@ -581,16 +588,21 @@ def measure(img: Image.Image, ocr: bool = True) -> dict:
     subject = _subject(comps, _offset)
     sbox = subject["bbox"] if subject else (0.5, 0.5, 0.5, 0.5)
     thumb = np.asarray(rgb.resize((16, 16), Image.Resampling.BOX), dtype=np.uint8)
+    text = _text_features(rgb, ocr_words(rgb) if ocr else [])
+    gray = a @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+    if quantization is None:
+        quantization = getattr(img, "quantization", None)
     return {
         "width": rgb.width,
         "height": rgb.height,
         "digest": hashlib.sha1(np.asarray(rgb).tobytes()).hexdigest(),
         "thumb": thumb.ravel().tolist(),
         **_colour_features(a, names),
-        **_text_features(rgb, ocr_words(rgb) if ocr else []),
+        **text,
         **_subject_features(subject, border),
         "border": float(border),
         **_layout_features(comps, subject, sbox),
         "person": float(_has_person(a, sbox)),
         **_background_features(a, names, bg, comps, subject),
+        **measure_quality(rgb, a, gray, text["text"], quantization),
     }

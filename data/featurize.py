@@ -23,10 +23,11 @@ from creative4u.features import NUMERIC_FEATURES
 
 
 def _measure_one(path: Path, ocr: bool) -> dict[str, Any]:
+    from creative4u.ad_quality import quantization_of
     from creative4u.features import measure
     from creative4u.images import load_image
 
-    return measure(load_image(path), ocr=ocr)
+    return measure(load_image(path), ocr=ocr, quantization=quantization_of(path))
 
 
 def _cached_measure(path: Path, ocr: bool, cache_dir: Path | None) -> dict[str, Any]:

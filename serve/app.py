@@ -8,6 +8,7 @@ a test double, with nothing else changed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -235,6 +236,12 @@ def create_app(
             lambda: admission.waiting if admission else 0,
             lambda: engine.in_flight,
         )
+        # Everything alive now (torch, vLLM, the page's modules: millions of objects) lives as
+        # long as the server. Left in the collector's generations, each full collection walks
+        # all of it, and the engine's output decoding triggers collections all the time: under a
+        # burst that was half of the event loop's busy time (bench/profile_serve.py).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

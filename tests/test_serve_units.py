@@ -309,6 +309,25 @@ def test_select_schema_ctr_double_and_auth() -> None:
         assert c.get("/health", headers={"Authorization": ""}).status_code == 200
 
 
+def test_the_server_freezes_what_lives_as_long_as_it() -> None:
+    """Start-up objects go to the collector's permanent generation (a full collection no longer
+    walks them) once the engine has started; a request's garbage is still collected."""
+    import gc
+
+    gc.unfreeze()
+    with make_client() as c:
+        assert gc.get_freeze_count() > 0
+        frozen = gc.get_freeze_count()
+        body = {
+            "creatives": [data_url(swatch(BLUE)), data_url(swatch(RED))],
+            "query": "q",
+            "title": "t",
+        }
+        assert c.post("/v1/select", json=body).status_code == 200
+        assert gc.get_freeze_count() <= frozen  # requests freeze nothing; start-up did
+    gc.unfreeze()
+
+
 def test_select_without_m2fn_has_null_ctr_and_position_bias_is_reported() -> None:
     with make_client(ScriptedEngine("first")) as c:
         r = c.post(

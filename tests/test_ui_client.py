@@ -28,6 +28,7 @@ COMPARE = [
     "slider",
     "ctr",
     "dims",
+    "features",
     "rationale",
     "raw",
 ]
@@ -93,6 +94,12 @@ def test_compare_returns_winner_table_rationale_and_views(
     assert out["dims"]["headers"] == ["Question", "Verdict", "Both orders", "Reason"]
     assert [row[0][:2] for row in out["dims"]["data"]] == ["Q3", "Q4", "Q5", "Q6", "Q7", "Q8", "Q9"]
     assert isinstance(out["rationale"], str) and out["rationale"].strip()
+    # the measured features of both creatives, red against blue: the numbers behind a reason
+    feats = {row[0]: row[1:] for row in out["features"]["data"]}
+    assert out["features"]["headers"] == ["Measured feature", "A", "B", "Higher"]
+    assert {"saturation", "glcm contrast", "jpeg quality", "pleasure", "text flesch"} <= set(feats)
+    assert all(h in ("A", "B", "same", "same (one title)") for _, _, h in feats.values())
+    assert any(k.startswith("title ") for k in feats)
     assert "M2FN" in out["ctr"]  # this server has no CTR model, and the page says so
     # the winner is marked on its view; both views and the slider share one size
     from PIL import Image

@@ -97,6 +97,21 @@ def _options(both_orders: bool, max_tokens: float | None) -> dict[str, Any]:
     return opts
 
 
+def measured_features(raws: list[bytes], title: str) -> Any:
+    """`features.measure` of both creatives (OCR included, JPEG quality from the files' own
+    tables) and the title's readability, as the page's table."""
+    from creative4u.ad_quality import quantization_of, readability
+    from creative4u.features import measure, tesseract_available
+    from creative4u.images import load_image
+
+    ocr = tesseract_available()
+    fa, fb = (
+        measure(load_image(r, allow_paths=False), ocr=ocr, quantization=quantization_of(r))
+        for r in raws
+    )
+    return render.feature_rows(fa, fb, readability(title) if (title or "").strip() else None)
+
+
 def _unexpected(e: Exception) -> str:
     """A bug must not reach the page as a stack trace: log it, say it in one line."""
     traceback.print_exc()
@@ -204,6 +219,14 @@ def build_ui(
                     wrap=True,
                     elem_id="c4u-dimensions",
                 )
+                with gr.Accordion("Measured features of A and B", open=False):
+                    features = gr.Dataframe(
+                        headers=render.FEATURE_COLUMNS,
+                        label="What the image measurements say (colour, texture, JPEG quality, "
+                        "composition, text and its readability), measured on this page's server",
+                        interactive=False,
+                        elem_id="c4u-features",
+                    )
                 rationale = gr.Textbox(
                     label="Rationale (written by the model; streamed as it is generated)",
                     lines=10,
@@ -290,6 +313,7 @@ def build_ui(
             slider,
             ctr,
             dims,
+            features,
             rationale,
             raw,
         ]
@@ -306,6 +330,7 @@ def build_ui(
                 slider: None,
                 ctr: "",
                 dims: render.dimension_rows({}),
+                features: render.feature_rows(None, None),
                 rationale: "",
                 raw: None,
             }
@@ -383,6 +408,9 @@ def build_ui(
                 state[view_b] = gr.update(
                     value=state[view_b], label="B — winner" if w == "B" else "B"
                 )
+                yield state
+                state[status] = state[status] + " Measured features below."
+                state[features] = measured_features(raws, title_text)  # type: ignore[arg-type]
                 yield state
             except APIProblem as e:
                 where = e.creative_index()

@@ -23,6 +23,8 @@ DECIDED_BY = {
     "default": "a fixed rule (the model gave no usable answer): treat this as no decision",
 }
 DIMENSION_COLUMNS = ["Question", "Verdict", "Both orders", "Reason"]
+FEATURE_COLUMNS = ["Measured feature", "A", "B", "Higher"]
+TITLE_READABILITY = ("flesch_reading_ease", "flesch_kincaid_grade", "rix", "words")
 RANK_COLUMNS = ["Rank", "Creative", "Score", "Expected wins", "Predicted CTR", "Why here"]
 
 
@@ -101,6 +103,31 @@ def dimension_rows(result: dict[str, Any]) -> pd.DataFrame:
             ]
         )
     return pd.DataFrame(rows, columns=DIMENSION_COLUMNS)
+
+
+def _number(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.0f}"
+
+
+def feature_rows(
+    fa: dict[str, Any] | None, fb: dict[str, Any] | None, title: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """The numbers behind a reason: each measured feature of A and of B (`features.measure`)
+    and which one is higher; then the product title's readability, one title for both."""
+    from creative4u.features import NUMERIC_FEATURES
+
+    rows = []
+    if fa and fb:
+        for k in NUMERIC_FEATURES:
+            a, b = float(fa[k]), float(fb[k])
+            higher = (
+                "same" if abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)) else ("A" if a > b else "B")
+            )
+            rows.append([k.replace("_", " "), _number(a), _number(b), higher])
+    for k in TITLE_READABILITY if title else ():
+        v = _number(float(title[k]))  # type: ignore[index]
+        rows.append([f"title {k.replace('_', ' ')}", v, v, "same (one title)"])
+    return pd.DataFrame(rows, columns=FEATURE_COLUMNS)
 
 
 def ctr_bars(ctrs: Sequence[tuple[str, float | None]], winner: str | None = None) -> str:
