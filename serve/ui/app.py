@@ -396,6 +396,7 @@ def build_ui(
                             [("A", result["ctr"].get("a")), ("B", result["ctr"].get("b"))], w
                         ),
                         dims: render.dimension_rows(result),
+                        features: measured_features(raws, title_text),  # type: ignore[arg-type]
                         rationale: result.get("rationale")
                         or text.strip()
                         or "(the model wrote no reasoning text)",
@@ -408,9 +409,6 @@ def build_ui(
                 state[view_b] = gr.update(
                     value=state[view_b], label="B — winner" if w == "B" else "B"
                 )
-                yield state
-                state[status] = state[status] + " Measured features below."
-                state[features] = measured_features(raws, title_text)  # type: ignore[arg-type]
                 yield state
             except APIProblem as e:
                 where = e.creative_index()
