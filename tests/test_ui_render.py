@@ -160,3 +160,19 @@ def test_api_problem_points_at_the_creative() -> None:
     assert APIProblem("x", param="creatives[1].image").creative_index() == 1
     assert APIProblem("x", param="creatives[0]").creative_index() == 0
     assert APIProblem("x", param="query").creative_index() is None
+
+
+def test_feature_table_shows_both_creatives_and_which_is_higher() -> None:
+    from creative4u.ad_quality import readability
+    from creative4u.features import NUMERIC_FEATURES
+
+    fa = {k: 1.0 for k in NUMERIC_FEATURES} | {"saturation": 0.8, "glcm_contrast": 0.1}
+    fb = {k: 1.0 for k in NUMERIC_FEATURES} | {"saturation": 0.2, "glcm_contrast": 0.4}
+    df = render.feature_rows(fa, fb, readability("Nova red dress"))
+    rows = {r["Measured feature"]: r for _, r in df.iterrows()}
+    assert list(df.columns) == render.FEATURE_COLUMNS
+    assert rows["saturation"]["Higher"] == "A" and rows["glcm contrast"]["Higher"] == "B"
+    assert rows["brightness"]["Higher"] == "same" and rows["saturation"]["A"] == "0.8"
+    assert len(df) == len(NUMERIC_FEATURES) + len(render.TITLE_READABILITY)
+    assert rows["title words"]["A"] == rows["title words"]["B"] == "3"
+    assert render.feature_rows(None, None).empty
