@@ -11,6 +11,12 @@ For a creative c shown for query q in context x:
 The true CTR of (c, q) is that CTR averaged over a fixed sample of contexts (the same for every
 creative); the log is sampled cell by cell from the same context distribution, impressions from
 a lognormal, clicks from a binomial.
+
+The product category enters in one place only: the people dimension (Q6) scores a person wearing
+or holding the product 1.0 in apparel, shoes, bags and beauty and 0.3 elsewhere (a prop 0.5
+everywhere, `world.dimension_scores`). So a category prior (HCCM's category tensor in M2FN) can
+find that interaction, a person being worth more in four categories, and nothing else: there is
+no per-category base rate and no category effect on colour, text, layout, subject or background.
 """
 
 from __future__ import annotations
