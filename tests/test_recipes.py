@@ -58,6 +58,16 @@ def test_accelerate_configs(path: Path) -> None:
     assert cfg["distributed_type"] in ("NO", "MULTI_GPU", "DEEPSPEED")
     if cfg["distributed_type"] == "DEEPSPEED":
         assert cfg["deepspeed_config"]["zero_stage"] in (2, 3)
+        # what launches it comes with the GPU install, pinned in the lock
+        import tomllib
+
+        root = RECIPES.parent
+        gpu = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+            "optional-dependencies"
+        ]["gpu"]
+        assert any(d.startswith("deepspeed") for d in gpu)
+        lock = tomllib.loads((root / "uv.lock").read_text())
+        assert any(pkg["name"] == "deepspeed" for pkg in lock["package"])
 
 
 @pytest.mark.parametrize(
