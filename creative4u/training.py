@@ -268,10 +268,28 @@ def peft_config_for(model_args: ModelArguments):
     )
 
 
+def main_process_says(flag: bool) -> bool:
+    """The main process's `flag` on every rank (itself when not distributed). A decision each rank
+    took on its own clock could differ by a step, and a rank that stops while the others go on
+    waits forever in their next collective."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    import torch
+
+    t = torch.tensor([int(flag)], dtype=torch.int64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
 def time_budget_callback(seconds: float | None):
     """A trainer callback that ends training once `seconds` of wall clock have passed (None: no
     limit), not counting time other callbacks declare in `excluded`. Comparing GRPO with
-    continued SFT is only fair at equal training time."""
+    continued SFT is only fair at equal training time. Under DDP or DeepSpeed every rank stops at
+    the same step: the main process's clock decides (`main_process_says`)."""
     import time
 
     from transformers import TrainerCallback
@@ -283,7 +301,10 @@ def time_budget_callback(seconds: float | None):
             self.start = time.time()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if seconds is not None and time.time() - self.start - self.excluded >= seconds:
+            if seconds is None:
+                return
+            over = time.time() - self.start - self.excluded >= seconds
+            if main_process_says(over):
                 control.should_training_stop = True
                 control.should_save = True
 
