@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_serve import QUERY, TITLE, make_creative  # noqa: E402
+from bench_serve import make_creative, post_all, request_bodies  # noqa: E402
 
 from creative4u.images import to_data_url  # noqa: E402
 
@@ -101,23 +101,6 @@ def cpu_delta(before: dict, after: dict, main_pid: int) -> dict[str, float]:
     return out
 
 
-async def post_all(url: str, bodies: list[bytes], concurrency: int) -> list[float]:
-    sem = asyncio.Semaphore(concurrency)
-    lat: list[float] = []
-    headers = {"content-type": "application/json"}
-    async with httpx.AsyncClient(timeout=1800) as client:
-
-        async def one(body: bytes) -> None:
-            async with sem:
-                t0 = time.perf_counter()
-                r = await client.post(url, content=body, headers=headers)
-                r.raise_for_status()
-                lat.append(time.perf_counter() - t0)
-
-        await asyncio.gather(*(one(b) for b in bodies))
-    return sorted(lat)
-
-
 def per_creative_costs(model: str, creatives: list[Any], reps: int = 3) -> dict[str, float]:
     """Milliseconds per creative of the API's own CPU work, timed here on the same creatives."""
     from creative4u.images import fit_to_pixels, load_image, processor_pixel_bounds
@@ -169,17 +152,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     # Every request has creatives of its own (repeated ones would hit vLLM's prefix cache).
     pairs = [(make_creative(rng), make_creative(rng)) for _ in range(args.requests + 3)]
-    bodies = [
-        json.dumps(
-            {
-                "creatives": [to_data_url(a), to_data_url(b)],
-                "query": QUERY,
-                "title": TITLE,
-                "options": {"max_tokens": args.max_tokens},
-            }
-        ).encode()
-        for a, b in pairs
-    ]
+    bodies = request_bodies(pairs, args.max_tokens)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     extra = [

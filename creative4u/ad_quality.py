@@ -314,7 +314,7 @@ def readability(text: str) -> dict[str, float]:
 
 
 def measure_quality(
-    rgb: Image.Image, a: np.ndarray, gray: np.ndarray, text: str, quantization: Any = None
+    a: np.ndarray, gray: np.ndarray, text: str, quantization: Any = None
 ) -> dict[str, float]:
     """Every feature of this module for one creative: `a` the working RGB array and `gray` its
     luminance (as `features.measure` computes them), `text` the in-image text (OCR)."""

@@ -322,7 +322,7 @@ class LocalEngine(Engine):
 
     def _sampling(self, params: GenParams, delta: bool) -> Any:
         """`delta` streams text as it is generated. A finished completion is read from its
-        token ids instead (`_finished`): vLLM would otherwise detokenize every step, and every
+        token ids instead (`_text`): vLLM would otherwise detokenize every step, and every
         log-probability candidate of every step, in this process, which on a small model costs
         more than a fifth of the throughput (bench/results/engine_settings.md)."""
         from vllm import SamplingParams

@@ -397,12 +397,11 @@ def _hsv(rgb: np.ndarray) -> np.ndarray:
     )
 
 
-def _colour_features(a: np.ndarray, names: np.ndarray) -> dict:
+def _colour_features(a: np.ndarray, names: np.ndarray, gray: np.ndarray) -> dict:
     """Colourfulness (Hasler and Suesstrunk), saturation, brightness, contrast, sharpness
     (Laplacian variance), left-right symmetry and the colour names covering 5 % or more."""
     from scipy import ndimage
 
-    gray = a @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
     mx, mn = a.max(-1), a.min(-1)
     sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
     rg, yb = a[..., 0] - a[..., 1], 0.5 * (a[..., 0] + a[..., 1]) - a[..., 2]
@@ -589,7 +588,7 @@ def measure(img: Image.Image, ocr: bool = True, quantization: Any = None) -> dic
     sbox = subject["bbox"] if subject else (0.5, 0.5, 0.5, 0.5)
     thumb = np.asarray(rgb.resize((16, 16), Image.Resampling.BOX), dtype=np.uint8)
     text = _text_features(rgb, ocr_words(rgb) if ocr else [])
-    gray = a @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+    gray = a @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)  # luminance
     if quantization is None:
         quantization = getattr(img, "quantization", None)
     return {
@@ -597,12 +596,12 @@ def measure(img: Image.Image, ocr: bool = True, quantization: Any = None) -> dic
         "height": rgb.height,
         "digest": hashlib.sha1(np.asarray(rgb).tobytes()).hexdigest(),
         "thumb": thumb.ravel().tolist(),
-        **_colour_features(a, names),
+        **_colour_features(a, names, gray),
         **text,
         **_subject_features(subject, border),
         "border": float(border),
         **_layout_features(comps, subject, sbox),
         "person": float(_has_person(a, sbox)),
         **_background_features(a, names, bg, comps, subject),
-        **measure_quality(rgb, a, gray, text["text"], quantization),
+        **measure_quality(a, gray, text["text"], quantization),
     }
