@@ -111,6 +111,90 @@ def test_modules_need_aux() -> None:
     assert M2FNConfig(low=False, att=False).modules_on == "OxxO"
 
 
+# ---- HCCM: the category prior and the hybrid CNN ---------------------------------------
+CATEGORY = (3, 7)  # where the category one-hot lives in the test's auxiliary vector
+
+
+def with_category(aux: torch.Tensor, index: list[int]) -> torch.Tensor:
+    aux = aux.clone()
+    aux[:, CATEGORY[0] : CATEGORY[1]] = 0.0
+    aux[torch.arange(len(index)), CATEGORY[0] + torch.tensor(index)] = 1.0
+    return aux
+
+
+@pytest.mark.parametrize("module", ["cat_att", "cat_map"])
+def test_each_category_module_changes_the_output_and_follows_the_category(module: str) -> None:
+    base = randomised(M2FN(M2FNConfig(**SMALL), AUX_DIM, CATEGORY))
+    model = randomised(M2FN(M2FNConfig(**SMALL, **{module: True}), AUX_DIM, CATEGORY))
+    px, aux = inputs()
+    aux = with_category(aux, [0, 1, 2, 3])
+    with torch.no_grad():
+        assert not torch.allclose(base(px, aux), model(px, aux), atol=1e-4)
+        # the prior itself reads only the category block: another category, another map
+        f = model.backbone.rest[: model.backbone.split_at](model.backbone.first(px.float()))
+        cat = aux[:, CATEGORY[0] : CATEGORY[1]]
+        prior = model.backbone.prior
+        assert not torch.allclose(prior(f, cat), prior(f, cat.roll(1, dims=1)), atol=1e-5)
+
+
+def test_category_attention_is_eq8_by_hand() -> None:
+    from creative4u.m2fn.model import CategoryPrior
+
+    prior = randomised(CategoryPrior(6, 4, (3, 3), 5, attention=True, prior_map=False))
+    f = torch.randn(2, 6, 3, 3)
+    v = torch.eye(4)[[1, 3]]
+    mlp = prior.mlp
+    m = torch.sigmoid(
+        mlp(torch.cat([f.mean((2, 3)), v], 1)) + mlp(torch.cat([f.amax((2, 3)), v], 1))
+    )
+    assert torch.allclose(prior(f, v), f * m[:, :, None, None], atol=1e-6)
+    assert ((m > 0) & (m < 1)).all()
+
+
+def test_category_map_is_one_more_channel_holding_the_category_array() -> None:
+    from creative4u.m2fn.model import CategoryPrior
+
+    prior = randomised(CategoryPrior(6, 4, (3, 3), 5, attention=False, prior_map=True))
+    f = torch.randn(2, 6, 3, 3)
+    out = prior(f, torch.eye(4)[[2, 0]])
+    assert out.shape == (2, 7, 3, 3) and torch.equal(out[:, :6], f)
+    assert torch.equal(out[0, 6], prior.maps[2].view(3, 3))
+    assert torch.equal(out[1, 6], prior.maps[0].view(3, 3))
+
+
+def test_hybrid_keeps_the_fixed_cnn_and_trains_the_rest() -> None:
+    """One optimiser step: with the hybrid on, conv1 and the layers before the split keep their
+    weights and the rest moves; with it off, everything moves."""
+    px, aux = inputs(8)
+    moved = {}
+    for hybrid in (False, True):
+        torch.manual_seed(0)
+        model = M2FN(M2FNConfig(**SMALL, hybrid=hybrid, split=1), AUX_DIM, CATEGORY).train()
+        fixed = {id(p) for p in model.backbone.fixed_parameters()}
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+        model(px, aux).pow(2).mean().backward()
+        opt.step()
+        params = dict(model.named_parameters())
+        moved[hybrid] = {
+            n: not torch.equal(before[n], params[n]) for n in before if id(params[n]) in fixed
+        }
+        assert any(not torch.equal(before[n], p) for n, p in params.items() if id(p) not in fixed)
+    assert moved[False] and all(moved[False].values())
+    assert moved[True].keys() == moved[False].keys() and not any(moved[True].values())
+
+
+def test_hccm_configuration_is_checked() -> None:
+    with pytest.raises(ValueError, match="category"):
+        M2FNConfig(cat_att=True, categorical=["gender", "age"])
+    with pytest.raises(ValueError, match="split must be within 0..1"):
+        M2FNConfig(**SMALL, cat_map=True, split=2)
+    with pytest.raises(ValueError, match="category block"):
+        M2FN(M2FNConfig(**SMALL, cat_att=True), AUX_DIM)  # no category position given
+    assert M2FNConfig(cat_att=True, hybrid=True).name == "OOOO+ch"
+    assert M2FNConfig(low=False).name == "OxOO"
+
+
 # ---- losses ------------------------------------------------------------------------------
 def test_weighted_mse_is_eq2_and_weights_by_impressions() -> None:
     pred = torch.tensor([0.02, 0.05])
@@ -184,9 +268,11 @@ def test_save_and_load_model_gives_the_same_outputs(tmp_path: Path) -> None:
     from creative4u.m2fn.checkpoint import load_model, save_model
 
     rows = {"month": [1, 2], "query": ["a b", "c"]}
-    enc = AuxEncoder.fit(rows, ["month"], ["query"], text_dim=8)
-    cfg = M2FNConfig(**SMALL, loss="kld", buckets=4)
-    model = randomised(M2FN(cfg, enc.dim))
+    rows["category"] = ["shoes", "mugs"]
+    enc = AuxEncoder.fit(rows, ["month", "category"], ["query"], text_dim=8)
+    cfg = M2FNConfig(**SMALL, loss="kld", buckets=4, cat_att=True, cat_map=True, hybrid=True)
+    model = randomised(M2FN.for_encoder(cfg, enc))
+    assert model.category == (2, 4)  # month's two levels, then category's
     model.centres.copy_(torch.tensor([0.001, 0.01, 0.02, 0.05]))
     save_model(tmp_path, model, cfg, enc, prefer_scale=2.5)
     loaded, cfg2, enc2, config = load_model(tmp_path)
@@ -217,6 +303,15 @@ def test_vgg19_backbone_loads_local_weights_and_never_downloads(tmp_path: Path) 
     px, aux = inputs(2)
     with torch.no_grad():
         assert model.eval()(px, aux).shape == (2, 1)
+    # HCCM's category-map channel widens the conv after the split; its new weights start at 0
+    cfg = M2FNConfig(backbone="vgg19", image_size=32, att_hidden=16, high_hidden=16, cat_map=True)
+    model = M2FN(cfg, AUX_DIM, CATEGORY)
+    load_vgg19_weights(model.backbone, tmp_path / "vgg19.pth")
+    conv = model.backbone.rest[model.backbone.split_at]
+    assert conv.weight.shape[1] == 65 and torch.equal(conv.weight[:, :64], reference[5].weight)
+    assert not conv.weight[:, 64:].any()
+    with torch.no_grad():
+        assert model.eval()(px, with_category(aux, [0, 1])).shape == (2, 1)
 
 
 # ---- per-image features ----------------------------------------------------------------

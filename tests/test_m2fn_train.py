@@ -208,17 +208,32 @@ def test_cli_train_score_and_ablate(dataset: Path, tmp_path: Path, monkeypatch, 
     line = json.loads(capsys.readouterr().out.strip())
     assert 0 < line["ctr"] < 1
 
-    # three of table 4's rows keep the test short; the real command trains all eight
-    monkeypatch.setattr(ablate, "TABLE4", ablate.TABLE4[:2] + ablate.TABLE4[-1:])
+    # three of table 4's rows and one of HCCM's, two seeds, keep the test short; the real
+    # command trains all thirteen rows over three seeds
+    monkeypatch.setattr(ablate, "ROWS", ablate.ROWS[:2] + ablate.ROWS[7:8] + ablate.ROWS[-2:-1])
     abl = tmp_path / "ablation"
-    assert main(["m2fn", "ablate", "--data", str(dataset), "--out", str(abl), *tiny]) == 0
+    argv = ["m2fn", "ablate", "--data", str(dataset), "--out", str(abl), "--seeds", "0", "1"]
+    assert main([*argv, *tiny]) == 0
+    assert "[8/8] OOOO+cmh seed 1" in capsys.readouterr().out
     rows = json.loads((abl / "ablation.json").read_text())
-    assert [r["modules"] for r in rows] == ["xxxx", "Oxxx", "OOOO"]
+    assert [r["name"] for r in rows] == ["xxxx", "Oxxx", "OOOO", "OOOO+cmh"]
     for r in rows:
-        assert {"aux", "low", "att", "high", "sprc", "lcc", "pair_accuracy"} <= set(r)
+        assert {"aux", "low", "att", "high", "cat_att", "sprc", "lcc", "pair_accuracy"} <= set(r)
+        runs = r["sprc_runs"]
+        assert len(runs) == 2 and r["sprc"] == pytest.approx(sum(runs) / 2)
+        assert r["sprc_sd"] == pytest.approx(abs(runs[0] - runs[1]) / 2**0.5)
+        for seed in (0, 1):
+            assert (abl / r["name"] / f"seed{seed}" / "model.safetensors").is_file()
+    # the seeds are different runs, not copies of one
+    w0 = (abl / "OOOO" / "seed0" / "model.safetensors").read_bytes()
+    assert w0 != (abl / "OOOO" / "seed1" / "model.safetensors").read_bytes()
     md = (abl / "ablation.md").read_text()
-    assert md.startswith("# M2FN ablation") and md.count("\n| ") == 4
-    assert "image only" in md
+    assert md.startswith("# M2FN ablation") and md.count("\n| ") == 5
+    assert "image only" in md and " ± " in md and "| cmh |" in md
+    assert (abl / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+    # run again: every run is found finished and nothing trains
+    assert main([*argv, *tiny]) == 0
+    assert "seed 0" not in capsys.readouterr().out.split("# M2FN ablation")[0]
 
 
 def test_ocr_reuses_the_data_stage_reading(dataset: Path, tmp_path: Path, monkeypatch) -> None:

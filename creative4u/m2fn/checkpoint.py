@@ -71,7 +71,7 @@ def load_model(ckpt: str | Path) -> tuple[Any, M2FNConfig, AuxEncoder, dict[str,
     config = read_config(ckpt)
     cfg = M2FNConfig.from_dict(config["model"])
     encoder = AuxEncoder.from_dict(config["aux_encoder"])
-    model = M2FN(cfg, encoder.dim)
+    model = M2FN.for_encoder(cfg, encoder)
     model.load_state_dict(load_file(str(Path(ckpt) / WEIGHTS)))
     model.eval()
     return model, cfg, encoder, config

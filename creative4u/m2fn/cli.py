@@ -30,13 +30,23 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser(
         "ablate",
-        help="train the paper's table-4 configurations and write ablation.md / ablation.json",
+        help="train table 4's and HCCM's configurations over seeds; write ablation.md/.json/.png",
         description="Train the eight module configurations of the paper's table 4 (image only, "
-        "concatenation, ..., all four modules) on the same cells with the same seed, into "
-        "OUT/<modules>/, and write OUT/ablation.json and OUT/ablation.md. Module switches given "
-        "here are ignored; the other fields apply to every configuration.",
+        "concatenation, ..., all four modules) and five HCCM rows (category attention, category "
+        "map, hybrid CNN, all three on the full model and on concatenation) on the same cells, "
+        "once per seed, into OUT/<name>/seed<k>/, and write OUT/ablation.json, OUT/ablation.md "
+        "(mean ± standard deviation over the seeds) and OUT/ablation.png. Module switches given "
+        "here are ignored; the other fields apply to every configuration. Run it again after an "
+        "interruption to continue.",
     )
-    add_run_arguments(p)
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="training seeds, each a full set of runs (default: 0 1 2)",
+    )
+    add_run_arguments(p, skip=("seed",))
     p.set_defaults(func=run_ablate)
 
     p = sub.add_parser(
@@ -65,11 +75,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from creative4u.m2fn.ablate import ablate
+    from creative4u.m2fn.ablate import DEFAULT_SEEDS, ablate
     from creative4u.m2fn.args import configs_from
 
     model_cfg, cfg = configs_from(args)
-    ablate(model_cfg, cfg)
+    ablate(model_cfg, cfg, tuple(args.seeds) if args.seeds else DEFAULT_SEEDS)
     print(Path(cfg.out, "ablation.md").read_text())
     return 0
 

@@ -14,6 +14,9 @@ from typing import Any
 
 # The paper's four switchable modules, in the order of its table 4.
 MODULES: tuple[str, ...] = ("aux", "low", "att", "high")
+# HCCM's three (Chen et al., SIGIR 2022, seed 002): category channel attention, the category-prior
+# map, the fixed/trainable hybrid; each named by the letter that marks it in run names.
+HCCM: dict[str, str] = {"cat_att": "c", "cat_map": "m", "hybrid": "h"}
 LOSSES: tuple[str, ...] = ("mse", "kld")
 BACKBONES: tuple[str, ...] = ("small", "vgg19")
 
@@ -35,6 +38,36 @@ class M2FNConfig:
     low_hidden: int = field(default=64, metadata={"help": "CBN MLP hidden size"})
     att_hidden: int = field(default=256, metadata={"help": "attention MLP hidden size"})
     high_hidden: int = field(default=256, metadata={"help": "high-level fusion size"})
+    # ---- HCCM (seed 002): the category prior at the backbone's split, and the hybrid
+    cat_att: bool = field(
+        default=False,
+        metadata={
+            "help": "HCCM channel attention: a shared MLP over [avg-pooled map ; category] and "
+            "[max-pooled map ; category], summed, sigmoid, scales the channels (eq. 8-9)"
+        },
+    )
+    cat_map: bool = field(
+        default=False,
+        metadata={
+            "help": "HCCM category-prior array: a learned map per category concatenated to the "
+            "feature map as one more channel (eq. 10-11)"
+        },
+    )
+    hybrid: bool = field(
+        default=False,
+        metadata={
+            "help": "HCCM fixed-CNN / trainable-CNN: the layers before the split are frozen at "
+            "their initial (for vgg19: ImageNet) weights, the rest trains (eq. 6-7, 12-13)"
+        },
+    )
+    split: int = field(
+        default=1,
+        metadata={
+            "help": "where HCCM sits: small, stages after the stem before it (0 .. len(widths)-2);"
+            " vgg19, pooling blocks before it (1-4)"
+        },
+    )
+    cat_hidden: int = field(default=32, metadata={"help": "HCCM attention MLP hidden size"})
     # ---- image backbone
     backbone: str = field(
         default="small", metadata={"help": "small (from scratch) | vgg19 (needs local weights)"}
@@ -90,11 +123,34 @@ class M2FNConfig:
             raise ValueError("low, att and high fuse the auxiliary input: they need aux=True")
         if self.image_size < 16:
             raise ValueError("image_size must be at least 16")
+        if (self.cat_att or self.cat_map) and not (self.aux and "category" in self.categorical):
+            raise ValueError(
+                "cat_att and cat_map read the ad's category from the auxiliary input: they need "
+                "aux=True and 'category' among the categorical fields"
+            )
+        top = len(self.widths) - 2 if self.backbone == "small" else 4
+        low = 0 if self.backbone == "small" else 1
+        if self.hccm_on and not low <= self.split <= top:
+            raise ValueError(
+                f"split must be within {low}..{top} for backbone {self.backbone} "
+                f"(widths {self.widths}), got {self.split}"
+            )
 
     @property
     def modules_on(self) -> str:
         """The table-4 notation: O for a module on, x for off, in aux/low/att/high order."""
         return "".join("O" if getattr(self, m) else "x" for m in MODULES)
+
+    @property
+    def hccm_on(self) -> bool:
+        return any(getattr(self, m) for m in HCCM)
+
+    @property
+    def name(self) -> str:
+        """The run's name in ablations: table-4 notation, then '+' and the letters of the HCCM
+        modules on (e.g. OOOO+cm), so that rows with and without HCCM never share a folder."""
+        letters = "".join(c for m, c in HCCM.items() if getattr(self, m))
+        return self.modules_on + (f"+{letters}" if letters else "")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,7 @@ auxiliary vector before the last fully connected layer instead of the multiplica
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,49 +88,144 @@ class HighLevelFusion(nn.Module):
         return torch.tanh(self.image(v)) * torch.tanh(self.aux(aux))
 
 
-class Backbone(nn.Module):
-    """conv1 -> norm (CBN with low-level fusion on) -> the rest; returns the last feature map."""
+class CategoryPrior(nn.Module):
+    """HCCM's category prior at the backbone's split (Chen et al. 2022, eq. 8-11).
 
-    def __init__(self, first: nn.Conv2d, norm: nn.Module, rest: nn.Module, out_channels: int):
+    Channel attention: the map's average- and max-pooled vectors, each concatenated with the
+    ad's category, go through one shared MLP; the sum's sigmoid scales the channels (CBAM's
+    channel attention with the category as a second input). Category map: a learned array per
+    category, of the map's size, concatenated to the map as one more channel. The category is a
+    one-hot block of the auxiliary vector, or its training frequencies when it is not known."""
+
+    def __init__(
+        self,
+        channels: int,
+        categories: int,
+        size: tuple[int, int],
+        hidden: int,
+        attention: bool,
+        prior_map: bool,
+    ):
+        super().__init__()
+        self.size = size
+        self.mlp = (
+            nn.Sequential(
+                nn.Linear(channels + categories, hidden),
+                nn.ReLU(inplace=True),
+                nn.Linear(hidden, channels),
+            )
+            if attention
+            else None
+        )
+        self.maps = (
+            nn.Parameter(torch.randn(categories, size[0] * size[1]) * 0.1) if prior_map else None
+        )
+
+    def channel_weights(self, f: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        """(N, C) in (0, 1): M = sigmoid(MLP[AvgP(F); v] + MLP[MaxP(F); v])."""
+        assert self.mlp is not None
+        avg = torch.cat([f.mean(dim=(2, 3)), category], dim=1)
+        mx = torch.cat([f.amax(dim=(2, 3)), category], dim=1)
+        return torch.sigmoid(self.mlp(avg) + self.mlp(mx))
+
+    def forward(self, f: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        if self.mlp is not None:
+            f = f * self.channel_weights(f, category)[:, :, None, None]
+        if self.maps is not None:
+            a = (category @ self.maps).view(f.shape[0], 1, *self.size)
+            f = torch.cat([f, a], dim=1)
+        return f
+
+
+class Backbone(nn.Module):
+    """conv1 -> norm (CBN with low-level fusion on) -> the rest; returns the last feature map.
+
+    `split_at` is HCCM's split in `rest`: the category prior (if any) is applied to the map that
+    enters `rest[split_at]`, and with the hybrid on, conv1 and `rest[:split_at]` are the fixed
+    CNN. The norm after conv1 stays trainable: it is M2FN's low-level fusion, not a CNN layer."""
+
+    def __init__(
+        self,
+        first: nn.Conv2d,
+        norm: nn.Module,
+        rest: nn.Sequential,
+        out_channels: int,
+        split_at: int,
+        split_channels: int,
+    ):
         super().__init__()
         self.first, self.norm, self.rest = first, norm, rest
         self.out_channels = out_channels
+        self.split_at, self.split_channels = split_at, split_channels
+        self.prior: CategoryPrior | None = None
 
-    def forward(self, x: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
+    def fixed_parameters(self) -> list[nn.Parameter]:
+        return [*self.first.parameters(), *self.rest[: self.split_at].parameters()]
+
+    @torch.no_grad()
+    def split_size(self, image_size: int) -> tuple[int, int]:
+        """(H, W) of the map at the split, for an input of `image_size` pixels."""
+        was = self.training
+        self.eval()
+        x = self.rest[: self.split_at](self.first(torch.zeros(1, 3, image_size, image_size)))
+        self.train(was)
+        return int(x.shape[2]), int(x.shape[3])
+
+    def forward(
+        self, x: torch.Tensor, aux: torch.Tensor | None, category: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = self.first(x)
         x = self.norm(x, aux) if isinstance(self.norm, ConditionalBatchNorm2d) else self.norm(x)
-        return self.rest(x)
+        for i, layer in enumerate(self.rest):
+            if i == self.split_at and self.prior is not None:
+                x = self.prior(x, category)
+            x = layer(x)
+        return x
 
 
 def small_cnn(cfg: M2FNConfig, aux_dim: int) -> Backbone:
     """A VGG-shaped CNN trained from scratch: a stride-2 3x3 stem (CBN's conv1), then 3x3 conv,
     BN, ReLU per stage with a 2x2 max-pool between stages; the last stage keeps its map for the
     attention (8 x 8 at 64 px with four widths). The stride-2 stem quarters the cost of the
-    full-resolution layers, which dominate training time on a CPU."""
+    full-resolution layers, which dominate training time on a CPU. HCCM's split is after stage
+    `cfg.split` (0: right after the stem); the category map widens the conv that follows it."""
     w = list(cfg.widths)
+    split = min(cfg.split, max(len(w) - 2, 0))  # only HCCM needs it valid (the config checks)
     first = nn.Conv2d(3, w[0], 3, stride=2, padding=1, bias=False)  # a norm follows
     norm = _first_norm(cfg, w[0], aux_dim, plain=nn.BatchNorm2d(w[0]))
     layers: list[nn.Module] = [nn.ReLU(inplace=True)]
+    split_at = 1
     for i in range(1, len(w)):
         if i >= 2:
             layers.append(nn.MaxPool2d(2))
+        extra = 1 if cfg.cat_map and i == split + 1 else 0
         layers += [
-            nn.Conv2d(w[i - 1], w[i], 3, padding=1, bias=False),
+            nn.Conv2d(w[i - 1] + extra, w[i], 3, padding=1, bias=False),
             nn.BatchNorm2d(w[i]),
             nn.ReLU(inplace=True),
         ]
-    return Backbone(first, norm, nn.Sequential(*layers), w[-1])
+        if i == split:
+            split_at = len(layers)
+    return Backbone(first, norm, nn.Sequential(*layers), w[-1], split_at, w[split])
 
 
 def vgg19(cfg: M2FNConfig, aux_dim: int) -> Backbone:
     """torchvision's VGG-19 convolutional part without its last pool, CBN after conv1 (the
-    paper's placement). Weights are loaded separately (`load_vgg19_weights`)."""
+    paper's placement). HCCM's split is after pooling block `cfg.split`: the shallow blocks are
+    HCCM's fixed ImageNet CNN. Weights are loaded separately (`load_vgg19_weights`)."""
     from torchvision.models.vgg import cfgs, make_layers
 
     feats = make_layers(cfgs["E"], batch_norm=False)  # VGG-19's convolutional part only
     first = feats[0]
     norm = _first_norm(cfg, 64, aux_dim, plain=nn.Identity())  # vanilla VGG-19 has no BN
-    return Backbone(first, norm, nn.Sequential(*list(feats)[1:36]), 512)
+    rest = list(feats)[1:36]
+    pools = [i for i, m in enumerate(rest) if isinstance(m, nn.MaxPool2d)]
+    split_at = pools[min(max(cfg.split, 1), 4) - 1] + 1
+    conv = rest[split_at]
+    channels = conv.in_channels
+    if cfg.cat_map:
+        rest[split_at] = nn.Conv2d(channels + 1, conv.out_channels, 3, padding=1)
+    return Backbone(first, norm, nn.Sequential(*rest), 512, split_at, channels)
 
 
 def _first_norm(cfg: M2FNConfig, channels: int, aux_dim: int, plain: nn.Module) -> nn.Module:
@@ -154,11 +250,15 @@ def load_vgg19_weights(backbone: Backbone, path: str | Path | None) -> Path:
     state = torch.load(p, map_location="cpu", weights_only=True)
     feats = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     backbone.first.load_state_dict({"weight": feats["0.weight"], "bias": feats["0.bias"]})
+    own = backbone.rest.state_dict()
     rest = {}
     for k, v in feats.items():
         idx, name = k.split(".", 1)
         if 1 <= int(idx) < 36:
-            rest[f"{int(idx) - 1}.{name}"] = v
+            key = f"{int(idx) - 1}.{name}"
+            if own[key].shape != v.shape:  # HCCM's category-map channel: its weights start at 0
+                v = torch.cat([v, own[key].new_zeros(v.shape[0], 1, *v.shape[2:])], dim=1)
+            rest[key] = v
     backbone.rest.load_state_dict(rest)
     return p
 
@@ -167,12 +267,31 @@ class M2FN(nn.Module):
     """CTR from an image and its auxiliary vector. `forward` returns the head's logits: one
     (sigmoid -> CTR) for the MSE loss, `buckets` (softmax -> CTR distribution) for KLD."""
 
-    def __init__(self, cfg: M2FNConfig, aux_dim: int):
+    def __init__(self, cfg: M2FNConfig, aux_dim: int, category: tuple[int, int] | None = None):
         super().__init__()
         self.cfg = cfg
         self.aux_dim = aux_dim if cfg.aux else 0
         build = vgg19 if cfg.backbone == "vgg19" else small_cnn
         self.backbone = build(cfg, self.aux_dim)
+        self.category = category
+        if cfg.cat_att or cfg.cat_map:
+            if category is None:
+                raise ValueError(
+                    "cat_att / cat_map need the category block of the auxiliary vector "
+                    "(build the model with M2FN.for_encoder)"
+                )
+            bb = self.backbone
+            bb.prior = CategoryPrior(
+                bb.split_channels,
+                category[1] - category[0],
+                bb.split_size(cfg.image_size),
+                cfg.cat_hidden,
+                attention=cfg.cat_att,
+                prior_map=cfg.cat_map,
+            )
+        if cfg.hybrid:
+            for p in self.backbone.fixed_parameters():
+                p.requires_grad_(False)
         c = self.backbone.out_channels
         self.attention = SpatialAttention(c, self.aux_dim, cfg.att_hidden) if cfg.att else None
         self.image_fc = nn.Sequential(nn.Linear(c, cfg.image_hidden), nn.ReLU(inplace=True))
@@ -192,6 +311,12 @@ class M2FN(nn.Module):
         # kld: the CTR each bucket stands for (set from the training data)
         self.register_buffer("centres", torch.zeros(out_dim if cfg.loss == "kld" else 0))
 
+    @classmethod
+    def for_encoder(cls, cfg: M2FNConfig, encoder: Any) -> M2FN:
+        """The model for an auxiliary encoder: its size, and where its category block is."""
+        block = next((b for b in encoder.blocks if b.name == "category"), None)
+        return cls(cfg, encoder.dim, (block.start, block.stop) if block is not None else None)
+
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.float() / 255.0 if pixels.dtype == torch.uint8 else pixels
         return (x - self.mean) / self.std
@@ -199,7 +324,8 @@ class M2FN(nn.Module):
     def features(self, pixels: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
         """The representation the head reads (after fusion)."""
         a = aux if self.cfg.aux else None
-        fmap = self.backbone(self.normalise(pixels), a)
+        cat = aux[:, self.category[0] : self.category[1]] if self.category is not None else None
+        fmap = self.backbone(self.normalise(pixels), a, cat)
         v = self.attention(fmap, aux) if self.attention is not None else fmap.mean(dim=(2, 3))
         e = self.image_fc(v)
         if self.fusion is not None:

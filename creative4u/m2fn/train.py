@@ -82,7 +82,7 @@ def train(
                 cache.save()
     targets = Targets.from_prepared(prepared, model_cfg)
 
-    model = M2FN(model_cfg, prepared.encoder.dim)
+    model = M2FN.for_encoder(model_cfg, prepared.encoder)
     if model_cfg.backbone == "vgg19":
         used = load_vgg19_weights(model.backbone, cfg.vgg19_weights)
         logger.info("VGG-19 weights from %s", used)
