@@ -200,9 +200,19 @@ def test_demo_step_keys_follow_their_inputs(
     after = keys(plan())
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"sft", "grpo", "calibrate", "report"}
-    (base / "model.safetensors").write_bytes(b"weights v2")
+    (recipes / "m2fn.yaml").write_text((recipes / "m2fn.yaml").read_text() + "\n# edited\n")
+    m2fn_edited = keys(plan())
+    assert {name for name in after if after[name] != m2fn_edited[name]} == {
+        "m2fn",
+        "grpo",
+        "calibrate",
+        "report",
+    }
+    after = m2fn_edited
+    (base / "model.safetensors").write_bytes(b"weights v2")  # M2FN sees through its tower
     again = keys(plan())
     assert {name for name in after if after[name] != again[name]} == {
+        "m2fn",
         "sft",
         "grpo",
         "calibrate",

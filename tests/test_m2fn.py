@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 
 import numpy as np
@@ -355,3 +356,62 @@ def test_features_are_read_once_per_image_and_resized_copies_reuse_them() -> Non
     cache2 = FeatureCache()
     assert features_for([a], cache2, ocr=False, compute=fake)[0]["ocr"] == ""
     assert "ocr" not in calls[-1]
+
+
+# ---- the pretrained VLM's vision tower as the fixed network ----------------------------
+BASE = Path(__file__).resolve().parents[1] / "models" / "small-base"
+
+
+def test_vision_tower_sees_patches_exactly_as_the_vlm_processor_makes_them() -> None:
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    from creative4u.m2fn.tower import tower_for
+
+    tower = tower_for(str(BASE))
+    proc = AutoImageProcessor.from_pretrained(BASE)
+    rng = np.random.default_rng(0)
+    side = 2 * tower.stride
+    imgs = [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for _ in range(2)]
+    ref = proc(images=[Image.fromarray(i) for i in imgs], return_tensors="pt")
+    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(tower.mean).view(1, 3, 1, 1)) / torch.tensor(tower.std).view(1, 3, 1, 1)
+    px, grid = tower.patches(x)
+    assert torch.equal(grid, ref["image_grid_thw"])
+    assert torch.allclose(px, ref["pixel_values"], atol=1e-5)
+    # the merged map is the tower's own output, laid out as the image's grid
+    out = tower.net(ref["pixel_values"], grid_thw=ref["image_grid_thw"]).pooler_output
+    fmap = tower(x)
+    assert fmap.shape == (2, tower.channels, 2, 2)
+    assert torch.allclose(fmap[1, :, 0, 1], out[4 + 1], atol=1e-5)
+
+
+def test_vlm_backbone_is_fixed_outside_the_state_and_remembers_its_images(tmp_path: Path) -> None:
+    from creative4u.m2fn.checkpoint import load_model, save_model
+
+    enc = AuxEncoder.fit({"category": ["shoes", "mugs"], "query": ["a", "b"]}, ["category"], [])
+    cfg = M2FNConfig(
+        backbone="vlm", vision_tower=str(BASE), image_size=56, widths=[16, 16], cat_att=True
+    )
+    model = M2FN.for_encoder(cfg, enc).eval()
+    tower = model.backbone.tower
+    assert not any("tower" in k or "net." in k for k in model.state_dict())
+    assert not any(p is q for p in model.parameters() for q in tower.net.parameters())
+    assert torch.allclose(model.mean.flatten(), torch.tensor(tower.mean))
+    calls = []
+    hook = tower.net.register_forward_hook(lambda *a: calls.append(1))
+    px = torch.randint(0, 256, (3, 3, 56, 56), dtype=torch.uint8)
+    aux = torch.from_numpy(enc.encode([{"category": "shoes"}, {"category": "mugs"}] * 2))[:3]
+    with torch.no_grad():
+        first = model(px, aux)
+        again = model(px, aux)  # the same images: the tower does not run again
+    hook.remove()
+    assert torch.equal(first, again) and len(calls) == 1
+    save_model(tmp_path, model, cfg, enc)
+    loaded, *_ = load_model(tmp_path)
+    with torch.no_grad():
+        assert torch.equal(loaded(px, aux), first)
+    with pytest.raises(ValueError, match="multiple of the tower's 28 px"):
+        M2FN(dataclasses_replace(cfg, image_size=60, cat_att=False), enc.dim)
+    with pytest.raises(ValueError, match="needs vision_tower"):
+        M2FNConfig(backbone="vlm")

@@ -81,3 +81,21 @@ def test_pretrain_recipes(path: Path) -> None:
     assert model.finetune == "full"  # a from-scratch base has nothing for LoRA to keep
     assert train.max_length is None and train.save_steps  # resumable, image tokens never cut
     assert script.heldout_seed not in script.train_seeds and 0 not in script.train_seeds
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*/m2fn.yaml")), ids=lambda p: p.parent.name)
+def test_m2fn_recipes(path: Path) -> None:
+    """An M2FN recipe builds its configs, and a vision tower is the one its selector starts from
+    (so the CTR model sees with the same pretrained eyes)."""
+    import dataclasses
+
+    from creative4u.m2fn.args import read_recipe
+    from creative4u.m2fn.config import M2FNConfig, TrainConfig
+
+    recipe = read_recipe(str(path))
+    names = {f.name for f in dataclasses.fields(M2FNConfig)}
+    model = M2FNConfig(**{k: v for k, v in recipe.items() if k in names})
+    TrainConfig(**{k: v for k, v in recipe.items() if k not in names})
+    if model.backbone == "vlm":
+        sft = yaml.safe_load((path.parent / "sft.yaml").read_text())
+        assert model.vision_tower == sft["model_name_or_path"]

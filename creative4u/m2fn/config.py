@@ -18,7 +18,7 @@ MODULES: tuple[str, ...] = ("aux", "low", "att", "high")
 # map, the fixed/trainable hybrid; each named by the letter that marks it in run names.
 HCCM: dict[str, str] = {"cat_att": "c", "cat_map": "m", "hybrid": "h"}
 LOSSES: tuple[str, ...] = ("mse", "kld")
-BACKBONES: tuple[str, ...] = ("small", "vgg19")
+BACKBONES: tuple[str, ...] = ("small", "vgg19", "vlm")
 
 
 @dataclass
@@ -70,7 +70,18 @@ class M2FNConfig:
     cat_hidden: int = field(default=32, metadata={"help": "HCCM attention MLP hidden size"})
     # ---- image backbone
     backbone: str = field(
-        default="small", metadata={"help": "small (from scratch) | vgg19 (needs local weights)"}
+        default="small",
+        metadata={
+            "help": "small (from scratch) | vgg19 (needs local weights) | vlm (the fixed vision "
+            "tower of --vision_tower, then a trainable CNN of --widths)"
+        },
+    )
+    vision_tower: str = field(
+        default="",
+        metadata={
+            "help": "backbone=vlm: a Qwen2.5-VL checkpoint (folder or cached hub id) whose vision "
+            "tower is the fixed network, e.g. models/small-base"
+        },
     )
     image_size: int = field(default=64, metadata={"help": "square input side in pixels"})
     widths: list[int] = field(
@@ -128,9 +139,11 @@ class M2FNConfig:
                 "cat_att and cat_map read the ad's category from the auxiliary input: they need "
                 "aux=True and 'category' among the categorical fields"
             )
+        if self.backbone == "vlm" and not self.vision_tower:
+            raise ValueError("backbone=vlm needs vision_tower (a Qwen2.5-VL checkpoint)")
         top = len(self.widths) - 2 if self.backbone == "small" else 4
         low = 0 if self.backbone == "small" else 1
-        if self.hccm_on and not low <= self.split <= top:
+        if self.backbone != "vlm" and self.hccm_on and not low <= self.split <= top:
             raise ValueError(
                 f"split must be within {low}..{top} for backbone {self.backbone} "
                 f"(widths {self.widths}), got {self.split}"

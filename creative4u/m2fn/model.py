@@ -228,6 +228,55 @@ def vgg19(cfg: M2FNConfig, aux_dim: int) -> Backbone:
     return Backbone(first, norm, nn.Sequential(*rest), 512, split_at, channels)
 
 
+class TowerBackbone(nn.Module):
+    """HCCM's hybrid on a VLM's vision tower: the tower is the fixed network (always fixed, and
+    not part of M2FN's state: the checkpoint names the VLM), the category prior sits on its
+    merged map, and a trainable CNN of `widths` follows, its first norm the low-level fusion."""
+
+    def __init__(self, cfg: M2FNConfig, aux_dim: int):
+        super().__init__()
+        from creative4u.m2fn.tower import tower_for
+
+        tower = tower_for(cfg.vision_tower)
+        if cfg.image_size % tower.stride:
+            raise ValueError(
+                f"backbone=vlm: image_size must be a multiple of the tower's {tower.stride} px "
+                f"(patch x merge), got {cfg.image_size}"
+            )
+        object.__setattr__(self, "tower", tower)  # hidden from parameters() and state_dict()
+        w = list(cfg.widths)
+        c = tower.channels
+        self.first = nn.Conv2d(c + (1 if cfg.cat_map else 0), w[0], 3, padding=1, bias=False)
+        self.norm = _first_norm(cfg, w[0], aux_dim, plain=nn.BatchNorm2d(w[0]))
+        layers: list[nn.Module] = [nn.ReLU(inplace=True)]
+        for i in range(1, len(w)):
+            layers += [
+                nn.Conv2d(w[i - 1], w[i], 3, padding=1, bias=False),
+                nn.BatchNorm2d(w[i]),
+                nn.ReLU(inplace=True),
+            ]
+        self.rest = nn.Sequential(*layers)
+        self.out_channels, self.split_at, self.split_channels = w[-1], 0, c
+        self.prior: CategoryPrior | None = None
+
+    def fixed_parameters(self) -> list[nn.Parameter]:
+        return []  # the tower is fixed by construction and holds no M2FN parameter
+
+    def split_size(self, image_size: int) -> tuple[int, int]:
+        side = image_size // self.tower.stride
+        return side, side
+
+    def forward(
+        self, x: torch.Tensor, aux: torch.Tensor | None, category: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        f = self.tower(x)
+        if self.prior is not None:
+            f = self.prior(f, category)
+        f = self.first(f)
+        f = self.norm(f, aux) if isinstance(self.norm, ConditionalBatchNorm2d) else self.norm(f)
+        return self.rest(f)
+
+
 def _first_norm(cfg: M2FNConfig, channels: int, aux_dim: int, plain: nn.Module) -> nn.Module:
     if cfg.low:
         return ConditionalBatchNorm2d(channels, aux_dim, cfg.low_hidden)
@@ -271,7 +320,7 @@ class M2FN(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.aux_dim = aux_dim if cfg.aux else 0
-        build = vgg19 if cfg.backbone == "vgg19" else small_cnn
+        build = {"vgg19": vgg19, "vlm": TowerBackbone}.get(cfg.backbone, small_cnn)
         self.backbone = build(cfg, self.aux_dim)
         self.category = category
         if cfg.cat_att or cfg.cat_map:
@@ -306,8 +355,11 @@ class M2FN(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         out_dim = cfg.buckets if cfg.loss == "kld" else 1
         self.head = nn.Linear(head_in, out_dim)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        # a pretrained network sees images normalised as it was trained (the VLM's own stats)
+        tower = getattr(self.backbone, "tower", None)
+        mean, std = (tower.mean, tower.std) if tower is not None else (IMAGENET_MEAN, IMAGENET_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         # kld: the CTR each bucket stands for (set from the training data)
         self.register_buffer("centres", torch.zeros(out_dim if cfg.loss == "kld" else 0))
 

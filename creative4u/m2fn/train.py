@@ -13,6 +13,7 @@ are those of the epoch with the best validation SPRC.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from creative4u.m2fn.checkpoint import CONFIG, FEATURES
-from creative4u.m2fn.config import M2FNConfig, TrainConfig
+from creative4u.m2fn.config import HCCM, MODULES, M2FNConfig, TrainConfig
 
 logger = logging.getLogger("creative4u.m2fn")
 
@@ -67,6 +68,10 @@ def train(
 
     accelerator = Accelerator()
     respect_omp_thread_limit()
+    if model_cfg.backbone == "vlm" and Path(model_cfg.vision_tower).is_dir():
+        # the checkpoint names its VLM: an absolute folder keeps it loadable from anywhere
+        tower = str(Path(model_cfg.vision_tower).resolve())
+        model_cfg = dataclasses.replace(model_cfg, vision_tower=tower)
     flush_denormals()
     out = Path(cfg.out)
     state_dir = out / STATE
@@ -208,7 +213,9 @@ def finish(
     pred = predict(model, prepared.pixels, prepared.image_index[test], prepared.aux[test])
     metrics: dict[str, Any] = {
         "modules": model_cfg.modules_on,
-        **{m: getattr(model_cfg, m) for m in ("aux", "low", "att", "high")},
+        "name": model_cfg.name,
+        "backbone": model_cfg.backbone,
+        **{m: getattr(model_cfg, m) for m in (*MODULES, *HCCM)},
         "loss": model_cfg.loss,
         **cell_metrics(prepared.rows.iloc[test], pred),
         "train_cells": int(len(prepared.split("train"))),
@@ -457,7 +464,7 @@ def print_metrics(m: dict[str, Any], out: str | Path) -> None:
         return "-" if x is None else f"{x:.3f}"
 
     print(
-        f"M2FN [{m['modules']}, {m['loss']}] -> {out}\n"
+        f"M2FN [{m.get('name', m['modules'])}, {m.get('backbone', 'small')}, {m['loss']}] -> {out}\n"
         f"  test cells: {m['n_cells']}  SPRC {f(m['sprc'])}  LCC {f(m['lcc'])}"
         + (
             f"  (per creative x query: SPRC {f(m.get('sprc_grouped'))})"
