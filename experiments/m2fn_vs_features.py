@@ -30,7 +30,9 @@ def main() -> None:
     from creative4u.metrics import wilson_interval
     from eval.run import load_split
 
-    fb = pd.read_parquet(Path(args.dataset) / "feature_baseline.parquet", columns=["pair_id", "p_a"])
+    fb = pd.read_parquet(
+        Path(args.dataset) / "feature_baseline.parquet", columns=["pair_id", "p_a"]
+    )
     p_feat = dict(fb.itertuples(index=False))
     sets = {
         f"eval{args.eval_pairs}": load_split(args.dataset, "test", args.eval_pairs),
