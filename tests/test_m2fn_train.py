@@ -272,3 +272,30 @@ def test_ocr_reuses_the_data_stage_reading(dataset: Path, tmp_path: Path, monkey
     again = image_features.FeatureCache(tmp_path / "cache.json")
     prepare(dataclasses.replace(TINY, ocr=True), cfg, again, progress=False)
     assert len(read) == prep.rows["image"].nunique() - 1  # all from the cache the second time
+
+
+def test_selection_on_validation_pairs_every_n_steps(dataset: Path, tmp_path: Path) -> None:
+    """With select_on=pairs and eval_steps, every N steps is a candidate, scored by the
+    validation pairs' accuracy, and the checkpoint is the best of them."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from creative4u.m2fn.train import train
+
+    out = tmp_path / "pairs"
+    metrics = train(TINY, run_cfg(dataset, out, max_steps=4, eval_steps=1, select_on="pairs"))
+    state = json.loads((out / "state" / "trainer_state.json").read_text())
+    history = state["history"]
+    assert [h["step"] for h in history] == [1, 2, 3, 4]
+    scores = [h["validation_pair_accuracy"] for h in history]
+    assert all(0 <= s <= 1 for s in scores)
+    best = max(range(4), key=lambda i: (scores[i], -i))  # the first of the best
+    assert metrics["best_step"] == history[best]["step"]
+    assert metrics["validation_score"] == scores[best]
+    saved = load_file(str(out / "model.safetensors"))
+    kept = load_file(str(out / "state" / "best.safetensors"))
+    assert all(torch.equal(saved[k], kept[k]) for k in saved)
+    with pytest.raises(ValueError, match="select_on"):
+        TrainConfig(select_on="loss")

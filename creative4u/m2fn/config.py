@@ -19,6 +19,7 @@ MODULES: tuple[str, ...] = ("aux", "low", "att", "high")
 HCCM: dict[str, str] = {"cat_att": "c", "cat_map": "m", "hybrid": "h"}
 LOSSES: tuple[str, ...] = ("mse", "kld")
 BACKBONES: tuple[str, ...] = ("small", "vgg19", "vlm")
+SELECT_ON: tuple[str, ...] = ("sprc", "pairs")
 
 
 @dataclass
@@ -218,6 +219,16 @@ class TrainConfig:
         },
     )
     save_steps: int = field(default=200, metadata={"help": "save a resumable state every N steps"})
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "also validate every N steps (default: once an epoch)"}
+    )
+    select_on: str = field(
+        default="sprc",
+        metadata={
+            "help": "what picks the best validation point: sprc (the cells' CTR ranking) | pairs "
+            "(the CreativePair validation accuracy, what the selector's reward and bars use)"
+        },
+    )
     seed: int = field(default=0)
     feature_cache: str | None = field(
         default=None,
@@ -230,6 +241,12 @@ class TrainConfig:
     )
     progress: bool = field(default=True, metadata={"help": "progress bars"})
     force: bool = field(default=False, metadata={"help": "start over in a non-empty OUT"})
+
+    def __post_init__(self) -> None:
+        if self.select_on not in SELECT_ON:
+            raise ValueError(f"select_on must be one of {SELECT_ON}, got {self.select_on!r}")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise ValueError("eval_steps must be at least 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -163,9 +163,10 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4g}", epoch=epoch)
             end_of_epoch = st["step"] % steps_per_epoch == 0 or st["step"] == total
-            if end_of_epoch:
+            checkpoint = bool(cfg.eval_steps) and st["step"] % cfg.eval_steps == 0
+            if end_of_epoch or checkpoint:
                 _validate(unwrapped, prepared, val_idx, epoch, st, state_dir, accelerator)
-            if st["step"] % cfg.save_steps == 0 or end_of_epoch:
+            if st["step"] % cfg.save_steps == 0 or end_of_epoch or checkpoint:
                 save_state()
             if on_step is not None:
                 on_step(st["step"])
@@ -221,7 +222,9 @@ def finish(
         "train_cells": int(len(prepared.split("train"))),
         "steps": st["step"],
         "best_epoch": st["best_epoch"],
+        "best_step": st.get("best_step"),
         "validation_sprc": st["best_sprc"],
+        "validation_score": st.get("best_score"),
         "train_seconds": round(seconds, 1),
     }
     scale = 1.0
@@ -376,23 +379,37 @@ def _validate(
     state_dir: Path,
     accelerator: Any,
 ) -> None:
-    """Validation SPRC after an epoch; the best epoch's weights are kept in OUT/state."""
+    """Validation after an epoch (and every `eval_steps`): the cells' SPRC, and with
+    `select_on=pairs` the validation pairs' accuracy; the best point's weights are kept in
+    OUT/state."""
     from safetensors.torch import save_file
 
-    from creative4u.m2fn.evaluate import correlations, predict
+    from creative4u.m2fn.evaluate import correlations, pair_set_ctrs, predict
 
     if not accelerator.is_main_process:
         return
+    cfg = prepared.cfg
     rec: dict[str, Any] = {"epoch": epoch, "step": st["step"]}
     sprc = None
     if len(val_idx):
         pred = predict(model, prepared.pixels, prepared.image_index[val_idx], prepared.aux[val_idx])
         sprc = correlations(pred, prepared.rows["ctr"].to_numpy()[val_idx])["sprc"]
         rec["validation_sprc"] = sprc
+    score = sprc
+    if cfg.select_on == "pairs":
+        pairs = prepared.pair_set("validation")
+        score = None
+        if pairs is not None and len(pairs):
+            ctrs = pair_set_ctrs(model, pairs)
+            picks = np.where(ctrs[:, 0] >= ctrs[:, 1], "A", "B")
+            score = float((picks == np.asarray(pairs.labels)).mean())
+            rec["validation_pair_accuracy"] = score
     st["history"].append(rec)
-    better = st["best_sprc"] is None or (sprc is not None and sprc > st["best_sprc"])
-    if better or not len(val_idx):
+    best = st.get("best_score", st["best_sprc"])
+    better = best is None or (score is not None and score > best)
+    if better:
         st["best_sprc"], st["best_epoch"] = sprc, epoch
+        st["best_score"], st["best_step"] = score, st["step"]
         state_dir.mkdir(parents=True, exist_ok=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(state_dir / BEST))
