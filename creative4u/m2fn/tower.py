@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -101,6 +102,7 @@ class VisionTower(nn.Module):
         self.std = tuple(float(x) for x in proc.image_std)
         self._memo: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._memo_bytes = 0
+        self._lock = threading.Lock()
 
     @property
     def stride(self) -> int:
@@ -131,27 +133,36 @@ class VisionTower(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         keys = [hashlib.blake2b(img.numpy().tobytes(), digest_size=16).digest() for img in x.cpu()]
-        todo = [i for i, k in enumerate(keys) if k not in self._memo]
+        with self._lock:  # a server scores from several threads
+            found = {k: self._memo[k] for k in keys if k in self._memo}
+            for k in found:
+                self._memo.move_to_end(k)
+        todo = [i for i, k in enumerate(keys) if k not in found]
         if todo:
-            self._compute(x[todo], [keys[i] for i in todo])
-        for k in keys:
-            self._memo.move_to_end(k)
-        return torch.stack([self._memo[k] for k in keys]).to(x.device)
+            maps = self._compute(x[todo])
+            new = dict(zip((keys[i] for i in todo), maps, strict=True))
+            self._remember(new)
+            found |= new
+        return torch.stack([found[k] for k in keys]).to(x.device)
 
-    def _compute(self, x: torch.Tensor, keys: list[bytes]) -> None:
+    def _compute(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         if next(self.net.parameters()).device != x.device:
             self.net.to(x.device)  # not a submodule of M2FN: it follows its inputs
         px, grid = self.patches(x.float())
         out = self.net(px.to(x.device), grid_thw=grid.to(x.device)).pooler_output
         gh, gw = h // self.stride, w // self.stride
-        maps = out.reshape(n, gh, gw, -1).permute(0, 3, 1, 2).contiguous().cpu()
-        for k, fmap in zip(keys, maps, strict=True):
-            self._memo[k] = fmap
-            self._memo_bytes += fmap.numel() * fmap.element_size()
-        while self._memo_bytes > MEMO_BYTES and len(self._memo) > len(keys):
-            _, old = self._memo.popitem(last=False)
-            self._memo_bytes -= old.numel() * old.element_size()
+        return out.reshape(n, gh, gw, -1).permute(0, 3, 1, 2).contiguous().cpu()
+
+    def _remember(self, maps: dict[bytes, torch.Tensor]) -> None:
+        with self._lock:
+            for k, fmap in maps.items():
+                if k not in self._memo:
+                    self._memo_bytes += fmap.numel() * fmap.element_size()
+                self._memo[k] = fmap
+            while self._memo_bytes > MEMO_BYTES and self._memo:
+                _, old = self._memo.popitem(last=False)
+                self._memo_bytes -= old.numel() * old.element_size()
 
 
 _TOWERS: dict[str, VisionTower] = {}
