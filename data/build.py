@@ -65,7 +65,8 @@ class BuildConfig:
     teacher_workers: int = 4
     teacher_max_tokens: int = 400
     teacher_temperature: float = 0.8
-    workers: int = 2
+    workers: int | None = None  # workers measuring images (default: one per core)
+    measure_pool: str = "thread"  # thread | process
     ocr: bool = True
     feature_cache: str | None = None
     force: bool = False
@@ -123,7 +124,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--val-frac", type=float, default=d.val_frac, help="share of products")
     sp.add_argument("--test-frac", type=float, default=d.test_frac, help="share of products")
     ft = p.add_argument_group("features")
-    ft.add_argument("--workers", type=int, default=d.workers, help="threads measuring images (OCR)")
+    ft.add_argument(
+        "--workers",
+        type=int,
+        default=d.workers,
+        help="workers measuring images (OCR, colour, texture; default: one per core)",
+    )
+    ft.add_argument(
+        "--measure-pool",
+        choices=["thread", "process"],
+        default=d.measure_pool,
+        help="measure in threads or in worker processes (bench/bench_measure.py compares them)",
+    )
     ft.add_argument("--no-ocr", action="store_true", help="skip OCR (text features read as none)")
     ft.add_argument(
         "--feature-cache",
@@ -194,6 +206,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         teacher_max_tokens=args.teacher_max_tokens,
         teacher_temperature=args.teacher_temperature,
         workers=args.workers,
+        measure_pool=args.measure_pool,
         ocr=not args.no_ocr,
         feature_cache=args.feature_cache,
         force=args.force,
@@ -471,6 +484,7 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         feats = measure_images(
             {k: ing.images[k] for k in used},
             workers=cfg.workers,
+            pool=cfg.measure_pool,
             ocr=cfg.ocr,
             progress=cfg.progress,
             cache_dir=Path(cfg.feature_cache) if cfg.feature_cache else store.root / "features",

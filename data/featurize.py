@@ -1,9 +1,11 @@
 """Measure every creative once: the teacher, the baseline and the card all read this one cache.
 
 Pairs share creatives (a creative of a product with six creatives is in five pairs per query), so
-features are measured per image, never per pair. OCR runs tesseract as a subprocess, which
-releases the GIL: a small thread pool keeps both cores busy without copying images between
-processes.
+features are measured per image, never per pair. The colour, texture and composition measures
+are Python and numpy work that holds the GIL; OCR runs tesseract as a subprocess, which releases
+it. A thread pool is the default; `pool="process"` measures in worker processes instead (each
+reads its image from disk, so nothing large crosses between them). `bench/bench_measure.py`
+compares the two.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import json
 import os
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from creative4u.features import NUMERIC_FEATURES
+
+POOLS = ("thread", "process")
 
 
 def _measure_one(path: Path, ocr: bool) -> dict[str, Any]:
@@ -53,22 +58,38 @@ def _cached_measure(path: Path, ocr: bool, cache_dir: Path | None) -> dict[str, 
 
 def measure_images(
     images: Mapping[str, Path],
-    workers: int = 2,
+    workers: int | None = None,
     ocr: bool = True,
     progress: bool = True,
     cache_dir: Path | None = None,
+    pool: str = "thread",
 ) -> dict[str, dict[str, Any]]:
-    """image key -> features for every image, in a deterministic key order."""
+    """image key -> features for every image, in a deterministic key order. `workers` defaults
+    to the machine's cores; `pool` is "thread" or "process"."""
     from tqdm import tqdm
 
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
     keys = sorted(images)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    workers = max(1, workers or os.cpu_count() or 1)
+    work = partial(_cached_measure, ocr=ocr, cache_dir=cache_dir)
+    executor: Executor
+    if pool == "process" and workers > 1 and len(keys) > 1:
+        import multiprocessing
+
+        # spawn: the parent may hold threads (tqdm's monitor, torch's pools) that fork would copy
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        executor = ThreadPoolExecutor(max_workers=workers)
+    with executor:
         results = list(
             tqdm(
-                pool.map(lambda k: _cached_measure(images[k], ocr, cache_dir), keys),
+                executor.map(
+                    work, [images[k] for k in keys], chunksize=4 if pool == "process" else 1
+                ),
                 total=len(keys),
                 desc="measuring creatives",
                 unit="img",

@@ -645,3 +645,22 @@ def test_extreme_shapes_in_a_click_log_are_fitted_and_broken_ones_quarantined(
     fitted = prepare_image(rows[0][side], processor)
     assert fitted.width % 28 == 0 and fitted.height % 28 == 0 and fitted.width > fitted.height
     assert fitted.width * fitted.height <= 112 * 112
+
+
+def test_measuring_in_processes_gives_what_threads_give(world: dict[str, Path], tmp_path) -> None:
+    """The worker processes measure exactly what the thread pool measures, and a second run
+    reads the content cache instead of measuring again."""
+    from data.featurize import measure_images
+
+    images = {p.name: p for p in sorted(world["images"].glob("*.png"))[:6]}
+    threads = measure_images(images, workers=2, progress=False, pool="thread")
+    cache = tmp_path / "cache"
+    procs = measure_images(images, workers=2, progress=False, cache_dir=cache, pool="process")
+    assert procs == threads and list(procs) == sorted(images)
+    entries = sorted(cache.iterdir())
+    assert len(entries) == len(images)
+    stamps = [e.stat().st_mtime_ns for e in entries]
+    again = measure_images(images, workers=2, progress=False, cache_dir=cache, pool="process")
+    assert again == threads and [e.stat().st_mtime_ns for e in entries] == stamps
+    with pytest.raises(ValueError, match="pool must be"):
+        measure_images(images, pool="fork")
