@@ -87,9 +87,7 @@ def measure_images(
     with executor:
         results = list(
             tqdm(
-                executor.map(
-                    work, [images[k] for k in keys], chunksize=4 if pool == "process" else 1
-                ),
+                executor.map(work, [images[k] for k in keys], chunksize=4),  # threads ignore it
                 total=len(keys),
                 desc="measuring creatives",
                 unit="img",

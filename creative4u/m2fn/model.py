@@ -175,7 +175,7 @@ class Backbone(nn.Module):
         self, x: torch.Tensor, aux: torch.Tensor | None, category: torch.Tensor | None = None
     ) -> torch.Tensor:
         x = self.first(x)
-        x = self.norm(x, aux) if isinstance(self.norm, ConditionalBatchNorm2d) else self.norm(x)
+        x = _normed(self.norm, x, aux)
         for i, layer in enumerate(self.rest):
             if i == self.split_at and self.prior is not None:
                 x = self.prior(x, category)
@@ -199,11 +199,7 @@ def small_cnn(cfg: M2FNConfig, aux_dim: int) -> Backbone:
         if i >= 2:
             layers.append(nn.MaxPool2d(2))
         extra = 1 if cfg.cat_map and i == split + 1 else 0
-        layers += [
-            nn.Conv2d(w[i - 1] + extra, w[i], 3, padding=1, bias=False),
-            nn.BatchNorm2d(w[i]),
-            nn.ReLU(inplace=True),
-        ]
+        layers += _stage(w[i - 1] + extra, w[i])
         if i == split:
             split_at = len(layers)
     return Backbone(first, norm, nn.Sequential(*layers), w[-1], split_at, w[split])
@@ -250,11 +246,7 @@ class TowerBackbone(nn.Module):
         self.norm = _first_norm(cfg, w[0], aux_dim, plain=nn.BatchNorm2d(w[0]))
         layers: list[nn.Module] = [nn.ReLU(inplace=True)]
         for i in range(1, len(w)):
-            layers += [
-                nn.Conv2d(w[i - 1], w[i], 3, padding=1, bias=False),
-                nn.BatchNorm2d(w[i]),
-                nn.ReLU(inplace=True),
-            ]
+            layers += _stage(w[i - 1], w[i])
         self.rest = nn.Sequential(*layers)
         self.out_channels, self.split_at, self.split_channels = w[-1], 0, c
         self.prior: CategoryPrior | None = None
@@ -273,8 +265,22 @@ class TowerBackbone(nn.Module):
         if self.prior is not None:
             f = self.prior(f, category)
         f = self.first(f)
-        f = self.norm(f, aux) if isinstance(self.norm, ConditionalBatchNorm2d) else self.norm(f)
+        f = _normed(self.norm, f, aux)
         return self.rest(f)
+
+
+def _stage(c_in: int, c_out: int) -> list[nn.Module]:
+    """3x3 conv, batch norm, ReLU: one stage of the trainable CNNs."""
+    return [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def _normed(norm: nn.Module, x: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
+    """The first norm: CBN reads the auxiliary vector (low-level fusion), a plain norm does not."""
+    return norm(x, aux) if isinstance(norm, ConditionalBatchNorm2d) else norm(x)
 
 
 def _first_norm(cfg: M2FNConfig, channels: int, aux_dim: int, plain: nn.Module) -> nn.Module:

@@ -7,7 +7,8 @@ accuracy on CreativePair's test pairs) and write the checkpoint.
 The loop runs under accelerate's `Accelerator`. A resumable state (weights, optimiser, schedule,
 random generators, step) is saved every `save_steps` and at each epoch's end into OUT/state; run
 the same command again after an interruption and it continues from there. The weights shipped
-are those of the epoch with the best validation SPRC.
+are those of the validation point (each epoch's end, and every `eval_steps`) with the best
+validation SPRC, or with `select_on=pairs` the best validation pair accuracy.
 """
 
 from __future__ import annotations
@@ -384,7 +385,7 @@ def _validate(
     OUT/state."""
     from safetensors.torch import save_file
 
-    from creative4u.m2fn.evaluate import correlations, pair_set_ctrs, predict
+    from creative4u.m2fn.evaluate import correlations, pair_metrics, pair_set_ctrs, predict
 
     if not accelerator.is_main_process:
         return
@@ -400,9 +401,7 @@ def _validate(
         pairs = prepared.pair_set("validation")
         score = None
         if pairs is not None and len(pairs):
-            ctrs = pair_set_ctrs(model, pairs)
-            picks = np.where(ctrs[:, 0] >= ctrs[:, 1], "A", "B")
-            score = float((picks == np.asarray(pairs.labels)).mean())
+            score = pair_metrics(pair_set_ctrs(model, pairs), pairs.labels, 1.0)["pair_accuracy"]
             rec["validation_pair_accuracy"] = score
     st["history"].append(rec)
     best = st.get("best_score", st["best_sprc"])
