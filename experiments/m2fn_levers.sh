@@ -19,6 +19,9 @@ train m2fn_v_32k3 $vlm --cat_att --cat_map --max_train_rows 32000 --epochs 3
 train m2fn_v_32k2_kld $vlm --cat_att --cat_map --max_train_rows 32000 --epochs 2 --loss kld
 train m2fn_v_32k2_min100 $vlm --cat_att --cat_map --max_train_rows 32000 --epochs 2 --min_impressions 100
 train m2fn_v_32k2_s1 $vlm --cat_att --cat_map --max_train_rows 32000 --epochs 2 --seed 1
+# the kept point chosen on validation pairs every 100 steps: its test pair accuracy is the one
+# `m2fn train` prints (73.1 %), not part of the comparison below
+train m2fn_r_pairs_s0 --config recipes/small/m2fn.yaml --select_on pairs --eval_steps 100
 python experiments/m2fn_vs_features.py "$ds" "$out"/m2fn_default "$out"/m2fn_vlm_hccm "$out"/m2fn_vlm \
   "$out"/m2fn_vlm_hccm_32k "$out"/m2fn_vlm_hccm_all "$out"/m2fn_vlm_hccm_32k_lr1e3 "$out"/m2fn_v_64k2 \
   "$out"/m2fn_v_32k3 "$out"/m2fn_v_32k2_kld "$out"/m2fn_v_32k2_min100 "$out"/m2fn_v_32k2_s1 \
