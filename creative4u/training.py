@@ -186,6 +186,7 @@ def format_pairs(
     max_pairs: int | None = None,
     seed: int = 0,
     desc: str = "formatting pairs",
+    progress: bool = True,
 ) -> Any:
     """A CreativePair split as TRL examples; with swap augmentation every pair appears in both
     orders, so a position bias earns nothing.
@@ -212,7 +213,8 @@ def format_pairs(
 
     rows = []
     orders = (False, True) if swap_augmentation else (False,)
-    for row in tqdm(raw, desc=desc, unit="pair", total=len(raw), mininterval=2.0):
+    bar = tqdm(raw, desc=desc, unit="pair", total=len(raw), mininterval=2.0, disable=not progress)
+    for row in bar:
         a, b = fitted(row["image_a"]), fitted(row["image_b"])
         rows += [_example(row, a, b, swap, with_completion) for swap in orders]
     random.Random(seed).shuffle(rows)
@@ -248,8 +250,52 @@ def prepare_run(
         with_completion=with_completion,
         max_pairs=script_args.max_train_pairs,
         seed=training_args.seed,
+        progress=training_args.should_log,
     )
     return model, processor, pairs, train
+
+
+def setup_logging(training_args: Any) -> None:
+    """INFO lines from the main process only: under DDP or DeepSpeed every rank runs the same
+    code, and N copies of each line hide the one that matters."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if training_args.should_log else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
+
+
+def resumable(trainer_cls: type) -> type:
+    """A subclass of a transformers trainer (passed in, so this module imports no trainer) that
+    resumes a full fine-tune with the checkpoint's weights.
+
+    `save_pretrained` writes checkpoints in the checkpoint format, undoing the key renames
+    transformers applies when it loads one (Qwen2.5-VL: `visual.*` and `model.layers.*` on disk,
+    `model.visual.*` and `model.language_model.*` in memory), but `Trainer` loads a resumed
+    checkpoint's state dict as it is, without strictness: nothing matches, and the run goes on
+    from the base weights with the optimizer state of the checkpoint. Loading through
+    `from_pretrained` applies the renames; the copy is strict, so a weight that does not load
+    stops the run. Adapters, DeepSpeed and FSDP keep the trainer's own loading (they do not go
+    through the renames)."""
+
+    class ResumableTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            target = self.model if model is None else model
+            plain = not (
+                self.is_deepspeed_enabled
+                or self.is_fsdp_enabled
+                or hasattr(target, "peft_config")
+                or not hasattr(target, "config")
+            )
+            if not plain or not (Path(resume_from_checkpoint) / "config.json").is_file():
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            saved = type(target).from_pretrained(resume_from_checkpoint, dtype=target.dtype)
+            target.load_state_dict(saved.state_dict())
+            del saved
+
+    ResumableTrainer.__name__ = ResumableTrainer.__qualname__ = f"Resumable{trainer_cls.__name__}"
+    return ResumableTrainer
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:

@@ -75,6 +75,7 @@ def main(
     from creative4u.training import (
         last_checkpoint,
         load_for_training,
+        resumable,
         save_run_card,
         time_budget_callback,
     )
@@ -112,7 +113,7 @@ def main(
                 budget,
             )
         )
-    trainer = SFTTrainer(
+    trainer = resumable(SFTTrainer)(
         model=model,
         args=training_args,
         train_dataset=train,

@@ -161,6 +161,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         last_checkpoint,
         peft_config_for,
         prepare_run,
+        resumable,
         save_run_card,
         time_budget_callback,
     )
@@ -172,7 +173,11 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
     sources = [pairs[script_args.train_split]]
     if script_args.include_unlabelled and "unlabelled" in pairs:
         extra = format_pairs(
-            pairs["unlabelled"], processor, swap_augmentation=False, with_completion=False
+            pairs["unlabelled"],
+            processor,
+            swap_augmentation=False,
+            with_completion=False,
+            progress=training_args.should_log,
         )
         train = concatenate_datasets([train, extra]).shuffle(seed=training_args.seed)
         sources.append(pairs["unlabelled"])
@@ -192,7 +197,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         max_new_tokens=training_args.max_completion_length or 256,
         budget=budget,
     )
-    trainer = GRPOTrainer(
+    trainer = resumable(GRPOTrainer)(
         model=model,
         reward_funcs=get_rewards(
             script_args.reward_funcs, format_partial_credit=script_args.format_partial_credit

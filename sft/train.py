@@ -37,6 +37,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
         last_checkpoint,
         peft_config_for,
         prepare_run,
+        resumable,
         save_run_card,
         time_budget_callback,
     )
@@ -49,7 +50,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
     logger.info(
         "training on %d examples (%d pairs)", len(train), len(pairs[script_args.train_split])
     )
-    trainer_cls = SFTTrainer
+    trainer_cls = resumable(SFTTrainer)
     if (script_args.answer_weight, script_args.verdict_weight) != (1.0, 1.0):
         trainer_cls = decision_weighted_trainer(
             SFTTrainer, processor.tokenizer, script_args.answer_weight, script_args.verdict_weight
