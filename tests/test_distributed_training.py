@@ -109,3 +109,59 @@ def test_resumed_sft_goes_on_from_the_checkpoint_weights(
     assert "resuming from" in log and "checkpoint-2" in log
     start, w_whole, w_resumed = weights(tiny_model), weights(whole), weights(resumed)
     assert distance(w_whole, w_resumed) < 1e-4 * distance(w_whole, start)  # measured: equal
+
+
+class RecordingTrainer:
+    """A test double of the trainer's save API: DeepSpeed cannot run on this CPU machine, so what
+    is checked is the call ZeRO-3 depends on. `Trainer.save_model` gathers partitioned weights
+    with a collective every rank must join, and writes on the main process only."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank, self.saved_to = rank, []
+
+    def save_model(self, output_dir: str) -> None:
+        self.saved_to.append(output_dir)
+        if self.rank == 0:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(output_dir) / "model.safetensors").write_text("gathered")
+
+
+class NoSaveModel:
+    def save_pretrained(self, *args, **kwargs) -> None:
+        raise AssertionError("with a trainer, the best is saved through trainer.save_model")
+
+
+def test_every_rank_saves_the_best_through_the_trainer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each improvement on validation is saved through `trainer.save_model` on every rank (a rank
+    that skipped it would leave ZeRO-3's gather waiting forever), never with the model's own
+    `save_pretrained` (under ZeRO-3: empty partitions); only the main process writes files."""
+    import creative4u.validation as validation
+    from rl.train import BestOnValidation
+
+    scores = iter([0.5, 0.25, 0.75] * 2)
+    monkeypatch.setattr(
+        validation,
+        "validation_accuracy",
+        lambda *a, **k: {"accuracy": next(scores), "well_formed_rate": 1.0},
+    )
+
+    class Processor:
+        def save_pretrained(self, out) -> None:
+            (Path(out) / "processor_config.json").write_text("{}")
+
+    for rank in (0, 1):
+        out = tmp_path / f"rank{rank}" / "best"
+        best = BestOnValidation(Processor(), None, out, every=1, max_pairs=4, max_new_tokens=8)
+        best.trainer = RecordingTrainer(rank)
+        for step in range(3):
+            best.score(NoSaveModel(), step, is_main=rank == 0)
+        assert best.trainer.saved_to == [str(out)] * 2  # steps 0 and 2 improved, 1 did not
+        assert best.best_step == 2
+        if rank == 0:
+            state = json.loads((out / BestOnValidation.STATE).read_text())
+            assert state["best"] == [0.75, 1.0] and [c["step"] for c in state["curve"]] == [0, 1, 2]
+            assert (out / "model.safetensors").is_file()
+        else:
+            assert not out.exists()  # nothing written by a non-main rank
