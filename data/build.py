@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -69,6 +70,7 @@ class BuildConfig:
     measure_pool: str = "thread"  # thread | process
     ocr: bool = True
     feature_cache: str | None = None
+    memory_limit: str | None = None  # DuckDB's memory limit, e.g. "4GB" (default: 80 % of RAM)
     force: bool = False
     resume: bool = True  # reuse finished stages in OUT/.stages whose inputs are unchanged
     progress: bool = True
@@ -88,6 +90,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="simulator truth table (default: truth.parquet beside LOGS if present; 'none' to skip)",
     )
     io.add_argument("--force", action="store_true", help="overwrite a finished dataset in --out")
+    io.add_argument(
+        "--memory-limit",
+        default=None,
+        help="memory DuckDB may use for the log, e.g. 4GB; beyond it, it spills to OUT's staging "
+        "folder (default: DuckDB's, 80%% of RAM)",
+    )
     io.add_argument(
         "--no-resume",
         action="store_true",
@@ -209,6 +217,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         measure_pool=args.measure_pool,
         ocr=not args.no_ocr,
         feature_cache=args.feature_cache,
+        memory_limit=args.memory_limit,
         force=args.force,
         resume=not args.no_resume,
     )
@@ -453,6 +462,8 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         raise ValueError("--teacher openai needs --teacher-url and --teacher-model")
     if not Path(cfg.images).is_dir():
         raise FileNotFoundError(f"image root not found: {cfg.images}")
+    if cfg.memory_limit and not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", cfg.memory_limit, re.I):
+        raise ValueError(f"--memory-limit {cfg.memory_limit!r}: give a size such as 512MB or 4GB")
     truth_file = _truth_path(cfg)
     from data.stages import STAGES_DIR, StageStore, clear_temporaries
 
@@ -467,6 +478,10 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
     try:
         con = duckdb.connect(str(staging / "build.duckdb"))  # on disk: large aggregates spill
         con.execute(f"SET temp_directory = '{staging / 'spill'}'")
+        # every output that needs an order has an ORDER BY: the others may stream
+        con.execute("SET preserve_insertion_order = false")
+        if cfg.memory_limit:
+            con.execute(f"SET memory_limit = '{cfg.memory_limit}'")
         ing = _ingest_stage(cfg, con, out, staging, store)
         cq = creative_query_ctr(con, ing.context_columns)
         splits = split_products(

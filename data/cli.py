@@ -32,6 +32,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     build.add_arguments(p)
     p.set_defaults(func=build.run)
 
+    from data import warehouse
+
+    p = sub.add_parser(
+        "warehouse-sql",
+        help="the SQL that pre-aggregates a click log in any warehouse, for data build",
+        description="Print the standard-SQL aggregation of a click log into CTR cells (one row per "
+        "creative and context cell, impressions and clicks summed), which `data build --logs` "
+        "reads as it reads a raw log, and the count of the rows it leaves out.",
+    )
+    warehouse.add_arguments(p)
+    p.set_defaults(func=warehouse.run)
+
     from data import pretrain_corpus
 
     p = sub.add_parser(

@@ -664,3 +664,64 @@ def test_measuring_in_processes_gives_what_threads_give(world: dict[str, Path], 
     assert again == threads and [e.stat().st_mtime_ns for e in entries] == stamps
     with pytest.raises(ValueError, match="pool must be"):
         measure_images(images, pool="fork")
+
+
+def test_cells_summed_by_a_warehouse_give_the_same_dataset(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """A raw log (each cell spread over three partitions, two broken rows among them) and the CTR
+    cells `data warehouse-sql` sums it into (run here on DuckDB, as a warehouse would run it)
+    build the same pairs and the same impression table; the broken rows are quarantined from the
+    raw log and counted by the query's companion in the warehouse."""
+    import duckdb
+
+    from creative4u.schema import LOG_CONTEXT
+    from data.warehouse import ctr_cells_sql, valid_row_sql
+
+    cells = pd.read_parquet(world["logs"])
+    parts = []
+    for k in range(3):  # impressions and clicks split three ways, clicks <= impressions in each
+        part = cells.copy()
+        part["impressions"] = cells["impressions"] // 3 + (k < cells["impressions"] % 3)
+        part["clicks"] = cells["clicks"] // 3 + (k < cells["clicks"] % 3)
+        parts.append(part)
+    broken = cells.head(2).copy()
+    broken["clicks"] = broken["impressions"] + 1
+    broken.loc[broken.index[1], "impressions"] = -5
+    raw = pd.concat([*parts, broken], ignore_index=True).sample(frac=1.0, random_state=0)
+    raw.to_parquet(tmp_path / "raw.parquet", index=False)
+
+    context = [c for c in LOG_CONTEXT if c in raw.columns]
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW click_log AS SELECT * FROM '{tmp_path / 'raw.parquet'}'")
+    con.execute(
+        f"COPY ({ctr_cells_sql(context)}) TO '{tmp_path / 'cells.parquet'}' (FORMAT parquet)"
+    )
+    left_out = con.execute(
+        f"SELECT COUNT(*) FROM click_log WHERE NOT ({valid_row_sql()})"
+    ).fetchone()
+    assert left_out[0] == 2
+
+    truth = str(world["root"] / "truth.parquet")
+    from_raw = run_build(world, tmp_path / "from_raw", logs=tmp_path / "raw.parquet", truth=truth)
+    from_cells = run_build(
+        world, tmp_path / "from_cells", logs=tmp_path / "cells.parquet", truth=truth
+    )
+    assert from_raw["rows"]["in"] == 3 * len(cells) + 2 and from_raw["rows"]["quarantined"] == 2
+    assert from_cells["rows"]["in"] == len(cells) and from_cells["rows"]["quarantined"] == 0
+    for s in SPLITS:
+        pd.testing.assert_frame_equal(
+            _frame(tmp_path / "from_raw", s), _frame(tmp_path / "from_cells", s)
+        )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "from_raw" / "impressions.parquet"),
+        pd.read_parquet(tmp_path / "from_cells" / "impressions.parquet"),
+    )
+    assert from_raw["feature_baseline"] == from_cells["feature_baseline"]
+
+
+def test_memory_limit_is_checked_before_reading(world: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--memory-limit 'lots'"):
+        run_build(world, tmp_path / "ds", memory_limit="lots")
+    card = run_build(world, tmp_path / "ok", memory_limit="256MB")
+    assert card["rows"]["kept"] == len(pd.read_parquet(world["logs"]))
