@@ -53,7 +53,11 @@ class PeakMemory:
         import psutil
 
         total = 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
+        try:
+            children = self.proc.children(recursive=True)
+        except psutil.Error:  # the process has exited
+            children = []
+        for p in [self.proc, *children]:
             try:
                 total += p.memory_info().rss
             except psutil.Error:

@@ -4,7 +4,9 @@
     python bench/run_all.py --skip serve
 
 Runs bench_train.py (data build, M2FN training, SFT and GRPO for the tiny and small models),
-bench_m2fn.py (M2FN scoring), bench_serve.py (the engine, `/v1/select` and transformers on the
+bench_m2fn.py (M2FN scoring), bench_measure.py (creative measuring in threads, processes and
+from the cache), bench_ingest.py (`data build` on a 50 M-row log under a memory limit, against
+the same log summed into CTR cells), bench_serve.py (the engine, `/v1/select` and transformers on the
 same pairs, with a freshly built `small` model) and bench_load.py (`/v1/select` under 8, 32 and
 128 clients with the admission defaults, same model) and bench_batch.py (`select --pairs` on
 1,000 pairs, killed and rerun, against `/v1/select` on the same pairs, tiny model), then writes
@@ -27,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-BENCHES = ("train", "m2fn", "serve", "load", "batch")
+BENCHES = ("train", "m2fn", "measure", "ingest", "serve", "load", "batch")
 
 
 def run(script: str, *args: str) -> None:
@@ -137,6 +139,23 @@ def summary(results: Path) -> str:
                 f"tau(adaptive, full) {t['tau_adaptive_vs_full']}; vs true CTR "
                 f"{t['adaptive_tau_truth']} / {t['full_tau_truth']}",
             )
+    if ms := load("measure"):
+        c = ms["creatives_per_second"]
+        row(
+            "creative measuring, threads / processes",
+            f"{c['threads (before)']:.2f} / {c['processes']:.2f} creatives/s",
+            f"{ms['n_images']} creatives, {ms['workers']} workers; cached "
+            f"{c['processes, cached']:.1f} creatives/s",
+        )
+    if ig := load("ingest"):
+        for name, r in ig["runs"].items():
+            row(
+                f"data build, {name}",
+                f"{r['rows_per_s']:,} log rows/s",
+                f"{r['rows_in']:,} rows in {r['seconds']} s, memory limit "
+                f"{r['memory_limit'] or 'none'}, peak RSS {r['peak_rss_gib']} GiB, spill "
+                f"{r['peak_spill_gib']} GiB",
+            )
     lines = ["| benchmark | rate | note |", "|---|---|---|"]
     lines += rows
     return "\n".join(lines) + "\n"
@@ -155,6 +174,10 @@ def main() -> int:
         run("bench_train.py")
     if "m2fn" not in args.skip:
         run("bench_m2fn.py")
+    if "measure" not in args.skip:
+        run("bench_measure.py")
+    if "ingest" not in args.skip:
+        run("bench_ingest.py")
     if "serve" not in args.skip or "load" not in args.skip:
         with tempfile.TemporaryDirectory() as tmp:
             model = Path(tmp) / "small"
