@@ -100,13 +100,9 @@ def generate(w: Path, raw: Path, rows: int, files: int, wide: bool = False) -> d
     import duckdb
 
     stamp = raw / "generated.json"
-    if (
-        stamp.is_file()
-        and json.loads(stamp.read_text()).get("version") == 2
-        and json.loads(stamp.read_text()).get("wide", False) == wide
-        and (json.loads(stamp.read_text())["rows"] >= rows)
-    ):
-        return json.loads(stamp.read_text())
+    made = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    if made.get("version") == 2 and made.get("wide", False) == wide and made["rows"] >= rows:
+        return made
     shutil.rmtree(raw, ignore_errors=True)
     raw.mkdir(parents=True)
     con = duckdb.connect()
