@@ -10,11 +10,16 @@ Output grammar (exactly)::
     <think>
     Q1 identical: NO
     Q2 indistinguishable: NO
-    Q3 query match: A>B - <reason>
+    Q3 query match: <reason> => A>B
     ...
-    Q9 background: A<B - <reason>
+    Q9 background: <reason> => A<B
     </think>
     <answer>A</answer>
+
+Each comparison gives its reason before its verdict, so that the verdict follows from what the
+line has just said rather than the reason being written to fit a verdict already chosen: with
+verdict-first lines the small base's query and title verdicts stayed at their majority class
+whatever the images showed (experiments/README.md).
 
 The parser is strict about what counts as well-formed and tolerant in what it still reads: it
 never raises, and it reports every problem it saw in `Verdict.problems`.
@@ -123,7 +128,7 @@ class Verdict:
         Used for order-swap augmentation and for reading the second order of a pair.
         """
         dims = {
-            k: DimensionVerdict(k, flip_comparison(d.verdict), swap_letters(d.reason))
+            k: DimensionVerdict(k, flip_comparison(d.verdict), swap_reason(d.reason))
             for k, d in self.dimensions.items()
         }
         winner = flip_letter(self.winner)
@@ -167,9 +172,22 @@ def swap_letters(text: str) -> str:
     return _LETTER_RE.sub(lambda m: "B" if m.group(1) == "A" else "A", text)
 
 
+_B_FIRST_RE = re.compile(r"^(?P<head>.*?)\bB (?P<x>[^;]+?)(?P<sep>, |; )A (?P<y>.+)$")
+
+
+def swap_reason(reason: str) -> str:
+    """A reason for the exchanged pair: letters swapped, then "B x, A y" put back in A-first
+    order ("A y, B x"), the order every teacher writes and the pretrained base reads."""
+    text = swap_letters(reason)
+    m = _B_FIRST_RE.match(text)
+    if not m:
+        return text
+    return f"{m['head']}A {m['y']}{m['sep']}B {m['x']}"
+
+
 def clean_reason(reason: str) -> str:
     """Make a free-text reason fit on one protocol line (no newlines, no protocol tags)."""
-    reason = _TAG_RE.sub(" ", reason)
+    reason = _TAG_RE.sub(" ", reason).replace(VERDICT_MARK, "->")
     return " ".join(reason.split())
 
 
@@ -189,7 +207,7 @@ def protocol_instructions() -> str:
     return (
         f"Compare the creatives for this user, then answer: {FINAL_QUESTION}\n"
         f"{yesno} (YES or NO)\n"
-        f"{compare}: A>B, A=B or A<B - reason\n"
+        f"{compare}: reason => A>B, A=B or A<B\n"
         "Format: <think> one line per question </think><answer>A or B</answer>"
     )
 
@@ -262,7 +280,7 @@ def render(verdict: Verdict) -> str:
         reason = clean_reason(d.reason)
         if not reason:
             raise ValueError(f"{q.id}: the reason is empty")
-        lines.append(f"{q.id} {q.name}: {d.verdict} - {reason}")
+        lines.append(f"{q.id} {q.name}: {reason} {VERDICT_MARK} {d.verdict}")
     lines.append("</think>")
     lines.append(f"<answer>{verdict.winner}</answer>")
     return "\n".join(lines)
@@ -278,7 +296,9 @@ _LOOSE_ANSWER_RE = re.compile(
     r"(?:^|\n)\s*(?:answer|winner)\s*[:=]?\s*\**\s*([AB])\b\W*$", re.IGNORECASE
 )
 _LINE_RE = re.compile(r"^(Q\d+)\s+([a-z ]+?)\s*:\s*(.*)$")
-_COMPARE_RE = re.compile(r"^(\S+)\s+-\s+(.+)$")
+VERDICT_MARK = "=>"
+_COMPARE_RE = re.compile(r"^(.*?)\s*=>\s*(\S+)$")
+_VERDICT_FIRST_RE = re.compile(r"^(A[<>=]B)\s+-\s+(.+)$")
 
 
 def _parse_line(line: str, v: Verdict, seen: list[str], problems: list[str]) -> None:
@@ -307,15 +327,25 @@ def _parse_line(line: str, v: Verdict, seen: list[str], problems: list[str]) -> 
             v.indistinguishable = rest == "YES"
         return
     cm = _COMPARE_RE.match(rest)
-    token = cm.group(1) if cm else rest.split(" ", 1)[0] if rest else ""
+    if not cm:
+        old = _VERDICT_FIRST_RE.match(rest)
+        if old:  # read, but not well-formed: the reason must come before the verdict
+            problems.append(
+                f"{qid}: verdict before its reason (expected 'reason => {old.group(1)}')"
+            )
+            v.dimensions[qid] = DimensionVerdict(qid, old.group(1), old.group(2).strip())  # type: ignore[arg-type]
+            return
+        problems.append(f"{qid}: no '{VERDICT_MARK} verdict' at the end of {rest[:40]!r}")
+        return
+    reason, token = cm.group(1).strip(), cm.group(2)
     if token not in COMPARISONS:
         problems.append(f"{qid}: verdict {token[:20]!r} is not one of {', '.join(COMPARISONS)}")
         return
-    if not cm:
-        problems.append(f"{qid}: no reason after the verdict (expected '{token} - reason')")
-        v.dimensions[qid] = DimensionVerdict(qid, token, "")  # type: ignore[arg-type]
-        return
-    v.dimensions[qid] = DimensionVerdict(qid, token, cm.group(2).strip())  # type: ignore[arg-type]
+    if not reason:
+        problems.append(
+            f"{qid}: no reason before the verdict (expected 'reason {VERDICT_MARK} {token}')"
+        )
+    v.dimensions[qid] = DimensionVerdict(qid, token, reason)  # type: ignore[arg-type]
 
 
 def parse(text: str | None) -> Verdict:

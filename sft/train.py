@@ -26,6 +26,15 @@ class SFTScriptArguments(PairDataArguments):
     verdict_weight: float = field(
         default=1.0, metadata={"help": "loss weight of each Q3-Q9 verdict sign"}
     )
+    match_steps: int = field(
+        default=0,
+        metadata={
+            "help": "steps of text-only word matching before SFT (creative4u.matching), for a "
+            "from-scratch base; a pretrained language model knows it"
+        },
+    )
+    match_batch_size: int = field(default=64)
+    match_learning_rate: float = field(default=3.0e-4)
 
 
 def main(script_args: SFTScriptArguments, training_args, model_args: ModelArguments) -> Path:
@@ -50,6 +59,21 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
     logger.info(
         "training on %d examples (%d pairs)", len(train), len(pairs[script_args.train_split])
     )
+    last = last_checkpoint(training_args.output_dir)
+    matching = None
+    if script_args.match_steps and not last:  # a checkpoint already holds its effect
+        from creative4u.matching import train_matching
+
+        matching = train_matching(
+            model,
+            processor.tokenizer,
+            script_args.match_steps,
+            script_args.match_batch_size,
+            script_args.match_learning_rate,
+            training_args.seed,
+            progress=training_args.process_index == 0,
+        )
+        logger.info("word matching, held-out lines: %s", matching["heldout"])
     trainer_cls = resumable(SFTTrainer)
     if (script_args.answer_weight, script_args.verdict_weight) != (1.0, 1.0):
         trainer_cls = decision_weighted_trainer(
@@ -63,7 +87,6 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
         peft_config=peft_config_for(model_args),
         callbacks=[time_budget_callback(script_args.max_train_seconds)],
     )
-    last = last_checkpoint(training_args.output_dir)
     if last:
         logger.info("resuming from %s", last)
     t0 = time.time()
@@ -101,6 +124,8 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
             "train_loss": result.training_loss,
             "global_step": result.global_step,
             "validation": metrics,
+            # a resumed run did not redo it: the record of the run that did stays
+            **({"word_matching": matching} if matching else {}),
         },
     )
     return Path(training_args.output_dir)

@@ -76,7 +76,7 @@ def test_good_text_has_exact_grammar() -> None:
     lines = text.splitlines()
     assert lines[0] == "<think>" and lines[-2] == "</think>" and lines[-1] == "<answer>A</answer>"
     assert lines[1] == "Q1 identical: NO"
-    assert lines[3] == "Q3 query match: A>B - A is better on Q3"
+    assert lines[3] == "Q3 query match: A is better on Q3 => A>B"
     assert len(lines) == 12
 
 
@@ -87,7 +87,7 @@ MALFORMED = {
     "missing </think>": (_good().replace("</think>\n", ""), "A", "missing </think>"),
     "missing </answer>": (_good().replace("</answer>", ""), "A", "missing </answer>"),
     "wrong verdict token": (
-        _good().replace("Q5 text in image: A>B", "Q5 text in image: A>>B"),
+        _good().replace("on Q5 => A>B", "on Q5 => A>>B"),
         "A",
         "Q5: verdict",
     ),
@@ -116,12 +116,12 @@ MALFORMED = {
         "missing Q7",
     ),
     "duplicated line": (
-        _good().replace("Q9 background", "Q8 product subject: A=B - x\nQ9 background"),
+        _good().replace("Q9 background", "Q8 product subject: x => A=B\nQ9 background"),
         "A",
         "Q8 answered twice",
     ),
     "missing reason": (
-        _good().replace("Q4 title match: A>B - A is better on Q4", "Q4 title match: A>B"),
+        _good().replace("Q4 title match: A is better on Q4 => A>B", "Q4 title match: => A>B"),
         "A",
         "no reason",
     ),

@@ -67,6 +67,20 @@ def test_verdicts_are_the_true_comparisons_and_reasons_name_the_scene(
         assert a["shown_colour"] in q4 and b["shown_colour"] in q4
         word = query_word(r["query"])
         assert word is not None and v.dimensions["Q3"].reason.startswith(f"query wants {word}")
+        # each shown colour is marked against the title's: `A red yes, B blue no`, `both red no`
+        colour = next(w for w in r["title"].split() if w in set(scene["shown_colour"]))
+        ya, yb = (x["shown_colour"] == colour for x in (a, b))
+        mark = {True: "yes", False: "no"}
+        want = (
+            f"both {a['shown_colour']} {mark[ya]}"
+            if a["shown_colour"] == b["shown_colour"]
+            else f"A {a['shown_colour']} {mark[ya]}, B {b['shown_colour']} {mark[yb]}"
+        )
+        assert q4 == f"title says {colour}: {want}"
+        assert v.comparison("Q4") == ("A=B" if ya == yb else "A>B" if ya else "A<B")
+        other = v.swapped().dimensions["Q4"].reason  # the other order names A first too
+        assert other.startswith(f"title says {colour}: ")
+        assert re.search(r": (both \S+ (yes|no)|A \S+ (yes|no), B \S+ (yes|no))$", other)
 
 
 def test_teacher_needs_a_scene_record_and_truth(world: Path, tmp_path: Path) -> None:

@@ -177,7 +177,7 @@ def test_rationale_needs_a_label() -> None:
 GOOD = (
     "<think>\nQ1 identical: NO\nQ2 indistinguishable: NO\n"
     + "\n".join(
-        f"Q{i} {n}: A>B - A looks better"
+        f"Q{i} {n}: A looks better => A>B"
         for i, n in zip(
             range(3, 10),
             ["query match", "title match", "text in image", "models and props", "layout",

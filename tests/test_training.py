@@ -95,6 +95,8 @@ def test_sft_full_learns_resumes_and_loads_in_vllm(
     )
     card = json.loads((out / "creative4u_run.json").read_text())
     assert card["stage"] == "sft" and card["finetune"] == "full" and card["global_step"] == 30
+    matching = card["word_matching"]  # the recipe's text-only word matching ran first
+    assert matching["steps"] == 3 and [c["step"] for c in matching["curve"]] == [0, 3]
     state = json.loads((out / "checkpoint-30" / "trainer_state.json").read_text())
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert losses[-1] < losses[0] * 0.8, losses  # it learns the protocol's text
@@ -104,7 +106,9 @@ def test_sft_full_learns_resumes_and_loads_in_vllm(
     # an interrupted run resumes from its last checkpoint instead of starting over
     log = stage("sft", "sft", tiny_model, pairs, out, "--max_steps", "34")
     assert "resuming from" in log and "checkpoint-30" in log
-    assert json.loads((out / "creative4u_run.json").read_text())["global_step"] == 34
+    resumed = json.loads((out / "creative4u_run.json").read_text())
+    assert resumed["global_step"] == 34 and "word matching" not in log  # the checkpoint holds it
+    assert resumed["word_matching"] == matching
 
     # the full checkpoint loads in vLLM as a model
     assert vllm_generate(out, None, pairs, tmp_path)["base"][0]["generated_tokens"] > 0

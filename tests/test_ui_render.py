@@ -41,7 +41,7 @@ SELECT = {
             "agreed": None,
         },
     ],
-    "rationale": "Q3 query match: A<B - B shows the brown hoodie",
+    "rationale": "Q3 query match: B shows the brown hoodie => A<B",
     "well_formed": True,
     "problems": [],
     "ctr": {"a": 0.021, "b": 0.042},

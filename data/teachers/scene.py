@@ -58,6 +58,15 @@ def _pair(a: str, b: str, sep: str = ", ") -> str:
     return f"both {a}" if a == b else f"A {a}{sep}B {b}"
 
 
+def _marked(wanted: str, a: str, b: str) -> str:
+    """`A red yes, B blue no`: each shown value followed by whether it is the wanted one."""
+
+    def mark(v: str) -> str:
+        return f"{v} {'yes' if v == wanted else 'no'}"
+
+    return _pair(mark(a), mark(b))
+
+
 def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str) -> dict[str, str]:
     """One short reason per dimension, naming what each creative shows."""
     word = query_word(query)
@@ -65,11 +74,11 @@ def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str
         q3 = "the query names nothing an image shows"
     else:
         kind = query_kind(word)
-        q3 = f"query wants {word}: {_pair(fa[kind], fb[kind])}"
+        q3 = f"query wants {word}: {_marked(word, fa[kind], fb[kind])}"
     colour = next((w for w in title.lower().split() if w in FACTORS["colour"]), None)
     q4 = _pair(fa["colour"], fb["colour"])
     if colour:
-        q4 = f"title says {colour}: {q4}"
+        q4 = f"title says {colour}: {_marked(colour, fa['colour'], fb['colour'])}"
     return {
         "Q3": q3,
         "Q4": q4,

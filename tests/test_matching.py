@@ -1,0 +1,89 @@
+"""Word matching before SFT (creative4u/matching.py): text-only lines whose marks say whether each
+shown value is the wanted one, read back independently here; it trains the language model and
+leaves the vision tower and the tokenizer's padding side as they were."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from creative4u.matching import batch, heldout, line, train_matching
+from creative4u.perception import FACTORS
+
+LINE = re.compile(
+    r"^Q(?P<q>[34]) (?:query|title) match: (?:query wants|title says) (?P<w>\S+): "
+    r"(?:both (?P<both>\S+) (?P<mb>yes|no)|A (?P<a>\S+) (?P<ma>yes|no), B (?P<b>\S+) (?P<mb2>yes|no))"
+    r" => (?P<v>A[<>=]B)$"
+)
+
+
+def test_lines_mark_the_wanted_word_and_the_verdict_follows() -> None:
+    rng = random.Random(0)
+    seen: Counter = Counter()
+    vocab = {v for k in ("colour", "style", "cue") for v in FACTORS[k]}
+    for _ in range(2000):
+        text, spans = line(rng)
+        m = LINE.match(text)
+        assert m, text
+        w = m["w"]
+        if m["both"]:
+            a = b = m["both"]
+            ma = mb = m["mb"] == "yes"
+        else:
+            a, b, ma, mb = m["a"], m["b"], m["ma"] == "yes", m["mb2"] == "yes"
+        assert {a, b, w} <= vocab and w != "none"
+        assert ma == (a == w) and mb == (b == w), text
+        assert m["v"] == ("A=B" if ma == mb else "A>B" if ma else "A<B"), text
+        if m["q"] == "4":
+            assert w in FACTORS["colour"]  # a title names the product's colour
+        # the decision spans hold each mark and the verdict, and end the line
+        assert [text[s:e].strip() for s, e in spans[:-1]] == (
+            ["yes" if ma else "no"] if m["both"] else ["yes" if ma else "no", "yes" if mb else "no"]
+        )
+        assert text[spans[-1][0] :].strip() == m["v"] and spans[-1][1] == len(text)
+        seen[m["v"], m["q"], bool(m["both"])] += 1
+    # every verdict, both questions and both forms occur
+    assert {v for v, _, _ in seen} == {"A>B", "A=B", "A<B"}
+    assert {q for _, q, _ in seen} == {"3", "4"} and {f for _, _, f in seen} == {True, False}
+
+
+def test_decision_tokens_are_found_in_the_tokenised_batch(tiny_model: Path) -> None:
+    from creative4u.vlm import load_processor
+
+    tok = load_processor(str(tiny_model)).tokenizer
+    enc, labels, decisions = batch(tok, random.Random(1), 8)
+    assert tok.padding_side == "left"  # the processor's own side is left as it was
+    for i, starts in enumerate(decisions):
+        ids = enc["input_ids"][i]
+        assert enc["attention_mask"][i, 0] == 1  # right-padded: the line starts at 0
+        text = tok.decode(ids[starts[0] :], skip_special_tokens=True).lstrip()
+        assert text.startswith(("yes", "no"))
+        assert tok.decode(ids[starts[-1] :], skip_special_tokens=True).strip()[:3] in (
+            "A>B",
+            "A=B",
+            "A<B",
+        )
+    assert ((labels == -100) == (enc["attention_mask"] == 0)).all()  # all but the padding
+    left = tok(["a", "a b c"], padding=True)["attention_mask"]
+    assert left[0][0] == 0  # generation still pads on the left
+
+
+def test_it_trains_the_language_model_only(tiny_model: Path) -> None:
+    from creative4u.vlm import load
+
+    model, processor = load(str(tiny_model), dtype=torch.float32)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    grads = {n: p.requires_grad for n, p in model.named_parameters()}
+    score = heldout(model, processor.tokenizer, n=64)
+    assert score == heldout(model, processor.tokenizer, n=64)  # a fixed held-out draw
+    report = train_matching(model, processor.tokenizer, steps=3, batch_size=8, progress=False)
+    assert report["steps"] == 3 and report["lines_seen"] == 24
+    assert [c["step"] for c in report["curve"]] == [0, 3]
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert moved and all("visual" not in n for n in moved)
+    assert any("embed_tokens" in n or "layers" in n for n in moved)
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == grads
