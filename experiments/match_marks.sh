@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Reasons before verdicts, with each shown value marked against the wanted one (Q3, Q4):
 #   Q3 query match: query wants red: A red yes, B blue no => A>B
-# The demo's world, dataset flags, SFT recipe (480 s) and test evaluation (300 pairs, both orders).
-# Run from a tree with the patch applied, on an otherwise idle machine:
-#   git apply experiments/match_marks.patch && uv run bash experiments/match_marks.sh runs/exp/match
+# (the protocol and the scene teacher since commit 1b257d6). The demo's world, dataset flags, SFT
+# recipe and test evaluation (300 pairs, both orders); extra flags go to SFT. The two arms of
+# experiments/results/match_marks.json, on an otherwise idle machine:
+#   uv run bash experiments/match_marks.sh runs/exp/match --match_steps 0 --max_train_seconds 480
+#   uv run bash experiments/match_marks.sh runs/exp/match_tm --match_steps 0 \
+#     --max_train_seconds 480 --model_name_or_path runs/exp/base_match  # experiments/text_matching.py
 set -euo pipefail
 out=${1:-runs/exp/match}
 shift || true
