@@ -10,6 +10,7 @@ as it would load `Qwen/Qwen2.5-VL-7B-Instruct`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,11 +93,21 @@ def mrope_section(head_dim: int) -> list[int]:
     return [t, h, half - t - h]
 
 
+def _as_trained(text: str) -> str:
+    """Protocol text in the wording the tokenizer was trained on: comparison lines verdict first
+    (`Q3 query match: A>B - reason`). The protocol now writes the reason first; retraining the
+    tokenizer on that would change every merge, and so the vocabulary of the shipped base, which
+    must stay what `model init` builds. Byte-level BPE encodes the new wording all the same (its
+    ` =>` is three tokens), so the tokenizer is kept and a change of it means a new base."""
+    text = text.replace(": reason => A>B, A=B or A<B", ": A>B, A=B or A<B - reason")
+    return re.sub(r"^(Q\d+ [a-z ]+): (.*) => (A[<>=]B)$", r"\1: \3 - \2", text, flags=re.M)
+
+
 def _corpus() -> list[str]:
     """Protocol text plus ad text, the tokenizer's training data."""
     texts = tokenizer_corpus()
     # The fixed prompt is in every example: weight it so its words become single tokens.
-    texts += [protocol_instructions()] * 500
+    texts += [_as_trained(protocol_instructions())] * 500
     texts += [
         user_interest_text(q, t) + "\nCreative A:\nCreative B:"
         for q, t in zip(texts[1:800:4], texts[0:800:4], strict=False)
@@ -108,9 +119,14 @@ def _corpus() -> list[str]:
             for j, d in enumerate(DIMENSION_IDS)
         }
         texts.append(
-            render(
-                Verdict(
-                    winner="AB"[i % 2], identical=False, indistinguishable=False, dimensions=dims
+            _as_trained(
+                render(
+                    Verdict(
+                        winner="AB"[i % 2],
+                        identical=False,
+                        indistinguishable=False,
+                        dimensions=dims,
+                    )
                 )
             )
         )  # type: ignore[arg-type]
