@@ -22,15 +22,17 @@ of it first: 67.3 % [61.8, 72.4] and 86.0 % [81.6, 89.5] on 300 test pairs
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Any
 
 import torch
 
-from creative4u.perception import FACTORS
+from creative4u.perception import FACTORS, marked_pair
 
 KINDS = ("colour", "style", "cue")
 EVAL_SEED = 12345  # held-out lines: another draw than any training seed uses
+_MARK = re.compile(r" (?:yes|no)\b")  # no factor value is `yes` or `no` (`none` is not `no`)
 
 
 def line(rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
@@ -44,31 +46,15 @@ def line(rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
 
     a, b = shown(), shown()
     if kind == "colour" and rng.random() < 0.5:
-        text = f"Q4 title match: title says {wanted}:"
+        head = f"Q4 title match: title says {wanted}: "
     else:
-        text = f"Q3 query match: query wants {wanted}:"
-    spans: list[tuple[int, int]] = []
-
-    def add(value: str) -> None:
-        nonlocal text
-        text += f" {value}"
-        start = len(text)
-        text += f" {'yes' if value == wanted else 'no'}"
-        spans.append((start, len(text)))
-
-    if a == b:
-        text += " both"
-        add(a)
-    else:
-        text += " A"
-        add(a)
-        text += ", B"
-        add(b)
+        head = f"Q3 query match: query wants {wanted}: "
     ma, mb = a == wanted, b == wanted
-    text += " =>"
-    start = len(text)
-    text += " " + ("A=B" if ma == mb else ("A>B" if ma else "A<B"))
-    spans.append((start, len(text)))
+    verdict = "A=B" if ma == mb else ("A>B" if ma else "A<B")
+    text = f"{head}{marked_pair(wanted, a, b)} => {verdict}"
+    # each span starts at the space before its decision (the token that carries it)
+    spans = [(m.start(), m.end()) for m in _MARK.finditer(text, len(head))]
+    spans.append((len(text) - len(verdict) - 1, len(text)))
     return text, spans
 
 
@@ -128,11 +114,10 @@ def train_matching(
     returns the stage's report with its held-out curve."""
     from tqdm.auto import tqdm
 
-    trainable = [(n, p) for n, p in model.named_parameters() if "visual" not in n]
     before = {n: p.requires_grad for n, p in model.named_parameters()}
     for n, p in model.named_parameters():
         p.requires_grad = "visual" not in n
-    params = [p for _, p in trainable]
+    params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
     warmup = max(1, steps // 12)
     sched = torch.optim.lr_scheduler.LambdaLR(

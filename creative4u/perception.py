@@ -92,6 +92,23 @@ def parse_slots(text: str) -> dict[str, str]:
     return out
 
 
+def pair_text(a: str, b: str, sep: str = ", ") -> str:
+    """`both x`, or `A x, B y` (`sep` "; " where the values hold commas themselves): how the
+    scene teacher's reasons name what two creatives show."""
+    return f"both {a}" if a == b else f"A {a}{sep}B {b}"
+
+
+def marked_pair(wanted: str, a: str, b: str) -> str:
+    """`A red yes, B blue no` or `both red no`: each shown value followed by whether it is the
+    wanted one. The scene teacher's query and title reasons and `creative4u.matching`'s lines are
+    both written with it, so the matching SFT starts with is in the words its rationales use."""
+
+    def mark(v: str) -> str:
+        return f"{v} {'yes' if v == wanted else 'no'}"
+
+    return pair_text(mark(a), mark(b))
+
+
 def _side(fa: dict[str, str], fb: dict[str, str], key: Any) -> str:
     """'A', 'B' or 'same' for a comparison whose score function is `key`."""
     a, b = key(fa), key(fb)

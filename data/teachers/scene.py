@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from creative4u.perception import FACTORS, query_kind
+from creative4u.perception import FACTORS, marked_pair, pair_text, query_kind
 from creative4u.protocol import DIMENSION_IDS, DimensionVerdict, Verdict, parse, render
 
 SOURCE = "scene"
@@ -53,20 +53,6 @@ def query_word(query: str) -> str | None:
     return next((w for w in query.lower().split() if w in QUERY_WORDS), None)
 
 
-def _pair(a: str, b: str, sep: str = ", ") -> str:
-    """`both x`, or `A x, B y` (`sep` "; " where the values hold commas themselves)."""
-    return f"both {a}" if a == b else f"A {a}{sep}B {b}"
-
-
-def _marked(wanted: str, a: str, b: str) -> str:
-    """`A red yes, B blue no`: each shown value followed by whether it is the wanted one."""
-
-    def mark(v: str) -> str:
-        return f"{v} {'yes' if v == wanted else 'no'}"
-
-    return _pair(mark(a), mark(b))
-
-
 def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str) -> dict[str, str]:
     """One short reason per dimension, naming what each creative shows."""
     word = query_word(query)
@@ -74,22 +60,22 @@ def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str
         q3 = "the query names nothing an image shows"
     else:
         kind = query_kind(word)
-        q3 = f"query wants {word}: {_marked(word, fa[kind], fb[kind])}"
+        q3 = f"query wants {word}: {marked_pair(word, fa[kind], fb[kind])}"
     colour = next((w for w in title.lower().split() if w in FACTORS["colour"]), None)
-    q4 = _pair(fa["colour"], fb["colour"])
+    q4 = pair_text(fa["colour"], fb["colour"])
     if colour:
-        q4 = f"title says {colour}: {_marked(colour, fa['colour'], fb['colour'])}"
+        q4 = f"title says {colour}: {marked_pair(colour, fa['colour'], fb['colour'])}"
     return {
         "Q3": q3,
         "Q4": q4,
-        "Q5": "text " + _pair(fa["text"], fb["text"], "; "),
-        "Q6": _pair(fa["person"], fb["person"]),
-        "Q7": _pair(fa["layout"], fb["layout"]),
-        "Q8": _pair(
+        "Q5": "text " + pair_text(fa["text"], fb["text"], "; "),
+        "Q6": pair_text(fa["person"], fb["person"]),
+        "Q7": pair_text(fa["layout"], fb["layout"]),
+        "Q8": pair_text(
             f"{fa['subject']} {fa['position']} {fa['crop']}",
             f"{fb['subject']} {fb['position']} {fb['crop']}",
         ),
-        "Q9": _pair(
+        "Q9": pair_text(
             f"{fa['background']} {fa['colours']}",
             f"{fb['background']} {fb['colours']}",
         ),
