@@ -65,11 +65,12 @@ def with_m2fn_preferences(
 class BestOnValidation:
     """Trainer callback: score the policy on validation pairs and keep the best one on disk.
 
-    Every rank scores (the same pairs, the same synced weights, greedy: the same numbers), so
-    every rank takes the same decision and joins `trainer.save_model`, which gathers sharded
-    (ZeRO-3) weights and writes on the main process only. The best score, its step and the
-    curve are kept next to the weights (`STATE`), so a resumed run goes on from its best so far
-    instead of forgetting it.
+    Every rank scores (generation under ZeRO-3 needs every rank's shard), but the choice is made
+    once: whether a score is the best so far is the main process's decision, broadcast to the
+    others (`main_process_says`), so a rank whose kernels rounded a near-tie the other way still
+    joins `trainer.save_model`, which gathers sharded (ZeRO-3) weights and writes on the main
+    process only. The best score, its step and the curve are kept next to the weights (`STATE`),
+    so a resumed run goes on from its best so far instead of forgetting it.
     """
 
     STATE = "creative4u_best.json"
@@ -122,6 +123,7 @@ class BestOnValidation:
     def score(self, model: Any, step: int, is_main: bool = True) -> None:
         import time
 
+        from creative4u.training import main_process_says
         from creative4u.validation import validation_accuracy
 
         t0 = time.time()
@@ -134,7 +136,7 @@ class BestOnValidation:
             logger.info(
                 "validation at step %d: accuracy %.3f, well-formed %.3f", step, key[0], key[1]
             )
-        if self.best is None or key > self.best:
+        if main_process_says(self.best is None or key > self.best):
             self.best, self.best_step = key, step
             if self.trainer is not None:
                 self.trainer.save_model(str(self.out))
