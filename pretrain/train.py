@@ -86,7 +86,8 @@ def main(
     model, processor = load_for_training(model_args)
     corpus = load_from_disk(script_args.corpus_path)
     last = last_checkpoint(training_args.output_dir)
-    vision = previous_vision_stage(training_args.output_dir)
+    # a fresh run over an older base's folder takes nothing of it: its stage one, its curve
+    vision = previous_vision_stage(training_args.output_dir) if last else None
     if script_args.vision_steps and last is None:
         # stage one; a resumed run's checkpoint already holds its result
         vision = pretrain_vision(
@@ -100,6 +101,7 @@ def main(
             training_args.seed,
         )
     train = corpus["train"].select_columns(["prompt", "completion", "images"])
+    curve = Path(training_args.output_dir) / "curve.jsonl"
     budget = time_budget_callback(script_args.max_train_seconds)
     callbacks = [budget]
     if script_args.curve_steps:
@@ -109,7 +111,7 @@ def main(
                 corpus["heldout"],
                 script_args.curve_steps,
                 script_args.curve_examples,
-                Path(training_args.output_dir) / "curve.jsonl",
+                curve,
                 budget,
             )
         )
@@ -121,6 +123,9 @@ def main(
         callbacks=callbacks,
     )
     main_process = trainer.accelerator.is_main_process
+    if main_process and last is None:
+        curve.unlink(missing_ok=True)
+        (Path(training_args.output_dir) / "creative4u_run.json").unlink(missing_ok=True)
     if main_process and vision:
         save_run_card(training_args.output_dir, {"vision_stage": vision})
     if last and main_process:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,15 @@ def test_model_pretrain_builds_trains_scores_and_resumes(tmp_path: Path) -> None
     resumed = json.loads((out / "creative4u_run.json").read_text())
     assert resumed["global_step"] == 6
     assert "vision stage" not in log and resumed["vision_stage"] == card["vision_stage"]
+
+    # a fresh run in the same folder (no checkpoint left) keeps nothing of the older run
+    for ckpt in out.glob("checkpoint-*"):
+        shutil.rmtree(ckpt)
+    run([*cmd, "--vision_steps", "0", "--max_steps", "2"])
+    fresh = json.loads((out / "creative4u_run.json").read_text())
+    assert fresh["global_step"] == 2 and fresh["vision_stage"] is None
+    curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [c["step"] for c in curve] == [2]
 
 
 def test_shipped_base_matches_model_init(tmp_path: Path) -> None:
