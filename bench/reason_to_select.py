@@ -151,6 +151,8 @@ def main() -> None:
             str(args.continue_lr),
             "--warmup_steps",
             "0",
+            "--match_steps",
+            "0",  # the SFT policy already had its word matching: the control is more SFT only
         )
 
     metrics = {name: evaluate(path, args) for name, path in runs.items()}
