@@ -357,9 +357,12 @@ def time_budget_callback(seconds: float | None):
     return TimeBudget()
 
 
+RUN_CARD = "creative4u_run.json"  # in every trained model folder, next to its weights
+
+
 def save_run_card(output_dir: str | Path, info: dict[str, Any]) -> None:
     """A machine-readable note of what produced a checkpoint (stage, recipe, data, metrics)."""
-    path = Path(output_dir) / "creative4u_run.json"
+    path = Path(output_dir) / RUN_CARD
     path.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(path.read_text()) if path.exists() else {}
     old.update(info)

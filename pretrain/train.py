@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from creative4u.training import ModelArguments
+from creative4u.training import RUN_CARD, ModelArguments
 
 logger = logging.getLogger("creative4u.pretrain")
 
@@ -125,7 +125,7 @@ def main(
     main_process = trainer.accelerator.is_main_process
     if main_process and last is None:
         curve.unlink(missing_ok=True)
-        (Path(training_args.output_dir) / "creative4u_run.json").unlink(missing_ok=True)
+        (Path(training_args.output_dir) / RUN_CARD).unlink(missing_ok=True)
     if main_process and vision:
         save_run_card(training_args.output_dir, {"vision_stage": vision})
     if last and main_process:
@@ -173,7 +173,7 @@ def main(
 
 def previous_vision_stage(output_dir: str) -> dict[str, Any] | None:
     """The vision stage's report from an earlier, interrupted run of the same output folder."""
-    path = Path(output_dir) / "creative4u_run.json"
+    path = Path(output_dir) / RUN_CARD
     return json.loads(path.read_text()).get("vision_stage") if path.is_file() else None
 
 
