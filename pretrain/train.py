@@ -59,6 +59,13 @@ class PretrainScriptArguments:
         default=0,
         metadata={"help": "stage one: steps of vision-tower training on the factors (0: none)"},
     )
+    answer_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "loss weight of each answer token (a question's YES/NO, a comparison's "
+            "A/B/same; 1: TRL's plain token loss)"
+        },
+    )
     vision_batch_size: int = field(default=64)
     vision_learning_rate: float = field(default=1.0e-3)
 
@@ -70,7 +77,7 @@ def main(
     from transformers import set_seed
     from trl import SFTTrainer
 
-    from creative4u.perception import evaluate
+    from creative4u.perception import answer_separator_ids, answer_token_weights, evaluate
     from creative4u.threads import respect_omp_thread_limit
     from creative4u.training import (
         last_checkpoint,
@@ -79,6 +86,7 @@ def main(
         save_run_card,
         time_budget_callback,
     )
+    from creative4u.weighted_loss import token_weighted_trainer
     from pretrain.vision import pretrain_vision
 
     respect_omp_thread_limit()
@@ -115,7 +123,14 @@ def main(
                 budget,
             )
         )
-    trainer = resumable(SFTTrainer)(
+    trainer_cls = SFTTrainer
+    if script_args.answer_weight != 1.0:
+        separators = answer_separator_ids(processor.tokenizer)
+        trainer_cls = token_weighted_trainer(
+            SFTTrainer,
+            lambda labels: answer_token_weights(labels, separators, script_args.answer_weight),
+        )
+    trainer = resumable(trainer_cls)(
         model=model,
         args=training_args,
         train_dataset=train,
@@ -161,6 +176,7 @@ def main(
         "train_loss": result.training_loss,
         "learning_rate": training_args.learning_rate,
         "freeze_vision": model_args.freeze_vision,
+        "answer_weight": script_args.answer_weight,
         "vision_stage": vision,
         "heldout": {k: v for k, v in report.items() if k != "examples"},
         "heldout_samples": report["examples"],

@@ -4,7 +4,7 @@ The answer letter and the seven verdict signs (`A>B`, `A=B`, `A<B`) are 8 of abo
 tokens, so under the plain token-mean loss the rationale's wording earns nearly all of the
 gradient. This loss multiplies the answer letter's token loss by `answer_weight` and each verdict
 sign's by `verdict_weight` (1 and 1 is the plain loss), keeping TRL's normalisation by the number
-of completion tokens and its single forward pass.
+of completion tokens and its single forward pass (`creative4u.weighted_loss`).
 """
 
 from __future__ import annotations
@@ -52,43 +52,15 @@ def protocol_token_ids(tokenizer: Any) -> dict[str, Any]:
     }
 
 
-class _WeighedLogProbs:
-    """The model, with the per-token log-probabilities of its fused LM head multiplied by fixed
-    weights: TRL's own loss (minus their sum over the token count) then becomes the weighted
-    loss, and its entropy and accuracy metrics stay as they are."""
-
-    def __init__(self, model: Any, weights: Any) -> None:
-        self.model, self.weights = model, weights
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.model(*args, **kwargs)
-        if kwargs.get("fused_lm_head"):
-            out.log_probs = out.log_probs * self.weights.to(out.log_probs.device)
-        return out
-
-
 def decision_weighted_trainer(
     trainer_cls: type, tokenizer: Any, answer_weight: float, verdict_weight: float
 ) -> type:
     """A subclass of TRL's `SFTTrainer` (passed in, so this module imports no trainer) whose
-    token loss weighs the decision.
+    token loss weighs the protocol's decision (`creative4u.weighted_loss`)."""
+    from creative4u.weighted_loss import token_weighted_trainer
 
-    It keeps TRL's single forward through the fused LM head: a `compute_loss_func` would need the
-    full logits, which TRL then builds in a second, gradient-free forward just for its metrics
-    (about a quarter more time per step on CPU)."""
     token_ids = protocol_token_ids(tokenizer)
-
-    class DecisionWeightedSFTTrainer(trainer_cls):  # type: ignore[misc, valid-type]
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            # the fused head scores labels[:, 1:], so the weights are those of the shifted labels
-            weights = decision_token_weights(
-                inputs["labels"][:, 1:], token_ids, answer_weight, verdict_weight
-            )
-            return super().compute_loss(
-                _WeighedLogProbs(model, weights),
-                inputs,
-                return_outputs=return_outputs,
-                num_items_in_batch=num_items_in_batch,
-            )
-
-    return DecisionWeightedSFTTrainer
+    return token_weighted_trainer(
+        trainer_cls,
+        lambda labels: decision_token_weights(labels, token_ids, answer_weight, verdict_weight),
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from creative4u.perception import (
@@ -100,3 +102,47 @@ def test_two_creative_tasks_use_the_protocol_layout() -> None:
     assert [p["type"] for p in messages("describe_one")[0]["content"]] == ["text", "image", "text"]
     with pytest.raises(ValueError, match="unknown perception task"):
         target("rank_all", [A])
+
+
+def test_answer_weights_sit_on_each_decision_of_a_question_and_a_comparison(
+    tiny_model: Path,
+) -> None:
+    """The weighted pretraining loss finds every YES/NO and every comparison verdict, in the
+    model's own tokenizer, and leaves the prompt and padding (label -100) at 1."""
+    import torch
+
+    from creative4u.perception import answer_separator_ids, answer_token_weights
+    from creative4u.vlm import load_processor
+
+    tok = load_processor(str(tiny_model)).tokenizer
+    texts = [
+        target("title_one", [A], title="Nova red shirt", title_colour="red"),
+        target("title_one", [A], title="Nova blue shirt", title_colour="blue"),
+        compare(A, B, "red", "green"),  # neither shows green: the title line is `same`
+    ]
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    labels = torch.full((len(ids), max(map(len, ids)) + 3), -100)
+    for row, seq in enumerate(ids):  # one masked prompt position first, padding after
+        labels[row, 1 : 1 + len(seq)] = torch.tensor(seq)
+    w = answer_token_weights(labels, answer_separator_ids(tok), 5.0)
+    assert w[labels == -100].eq(1.0).all()
+
+    def heavy_words(row: int) -> list[str]:
+        """Each weighted token's word (the token and those that continue it)."""
+        toks = labels[row].tolist()
+        out = []
+        for i in (w[row] == 5.0).nonzero().flatten().tolist():
+            j = i + 1
+            while j < len(toks) and toks[j] != -100:
+                if tok.decode([toks[j]]).startswith((" ", ";", ",", "\n")):
+                    break
+                j += 1
+            out.append(tok.decode(toks[i:j]).strip())
+        return out
+
+    # `title says red; A shows red; YES`: the slot after the first `;` is the format's `A`
+    assert heavy_words(0) == ["A", "YES"]
+    assert heavy_words(1) == ["A", "NO"]
+    verdicts = [line.rpartition(" - ")[2] for line in texts[2].splitlines()]
+    assert heavy_words(2) == verdicts
+    assert {"A", "same"} <= set(verdicts)
