@@ -38,7 +38,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_serve import QUERY, TITLE, _post_all, make_creative  # noqa: E402
+from bench.bench_serve import QUERY, TITLE, make_creative, post_all  # noqa: E402
 from creative4u.images import to_data_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -190,9 +190,9 @@ def server_throughput(
     )
     base = f"http://127.0.0.1:{port}"
     with ServerProcess(args, f"{base}/health", log, env=ENV, cwd=ROOT):
-        asyncio.run(_post_all(f"{base}/v1/select", bodies[:4], clients))  # warm-up
+        asyncio.run(post_all(f"{base}/v1/select", bodies[:4], clients))  # warm-up
         t0 = time.perf_counter()
-        ok = len(asyncio.run(_post_all(f"{base}/v1/select", bodies, clients)))
+        ok = len(asyncio.run(post_all(f"{base}/v1/select", bodies, clients)))
         seconds = time.perf_counter() - t0
     return {
         "pairs": len(bodies),

@@ -3,9 +3,10 @@
 The same pairs (both orders each, the same prompt, pixels and `max_tokens`) go through:
   1. the serving engine called in process (`creative4u.engines.LocalEngine.complete_many`),
      with as many pairs in flight as the API's clients keep, and with every pair at once;
-  2. the API over HTTP (`serve.app.create_app` on uvicorn, exactly what `creative4u serve` runs,
-     in front of the same engine instance), its clients in a separate process, with M2FN's CTRs
-     off and on;
+  2. the API over HTTP (`serve.app.create_app` on uvicorn and uvloop, exactly what `creative4u
+     serve` runs, in front of the same engine instance), its clients in a separate process
+     (aiohttp; once more with httpx, whose own CPU on these two cores shows in its row), with
+     M2FN's CTRs off and on;
   3. transformers `generate` (`creative4u.engines.TransformersEngine`, batched), in a fresh
      process (vLLM lowers the torch thread count of the process it runs in).
 Ways 1 and 2 share one engine and alternate `--repeats` times, so their ratio compares the same
@@ -87,29 +88,53 @@ def request_bodies(pairs: list[Pair], max_tokens: int) -> list[bytes]:
 # --------------------------------------------------------------------------------------------
 
 
-async def post_all(url: str, bodies: list[bytes], concurrency: int) -> list[float]:
-    """POST every body, `concurrency` at a time; the latencies, sorted."""
+async def post_all(
+    url: str, bodies: list[bytes], concurrency: int, client: str = "aiohttp"
+) -> list[float]:
+    """POST every body, `concurrency` at a time; the latencies, sorted.
+
+    The clients share this machine's two cores with the server, so their own CPU is taken from
+    the engine: aiohttp's C parser costs less of it than httpx (`--client httpx` compares)."""
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     headers = {"content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=1800, limits=limits) as client:
 
-        async def one(body: bytes) -> None:
+    if client == "httpx":
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(timeout=1800, limits=limits) as http:
+
+            async def one(body: bytes) -> None:
+                async with sem:
+                    t0 = time.perf_counter()
+                    r = await http.post(url, content=body, headers=headers)
+                    r.raise_for_status()
+                    latencies.append(time.perf_counter() - t0)
+
+            await asyncio.gather(*(one(b) for b in bodies))
+        return sorted(latencies)
+
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=1800)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one_aio(body: bytes) -> None:
             async with sem:
                 t0 = time.perf_counter()
-                r = await client.post(url, content=body, headers=headers)
-                r.raise_for_status()
+                async with session.post(url, data=body, headers=headers) as r:
+                    await r.read()
+                    r.raise_for_status()
                 latencies.append(time.perf_counter() - t0)
 
-        await asyncio.gather(*(one(b) for b in bodies))
+        await asyncio.gather(*(one_aio(b) for b in bodies))
     return sorted(latencies)
 
 
-def client_main(url: str, bodies_file: str, concurrency: int) -> None:
+def client_main(url: str, bodies_file: str, concurrency: int, client: str) -> None:
     bodies = [line.encode() for line in Path(bodies_file).read_text().splitlines()]
     t0, cpu0 = time.perf_counter(), time.process_time()
-    latencies = asyncio.run(post_all(url, bodies, concurrency))
+    latencies = asyncio.run(post_all(url, bodies, concurrency, client))
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     print(
         "RESULT " + json.dumps({"seconds": seconds, "cpu_s": cpu, "latencies": latencies}),
@@ -117,7 +142,9 @@ def client_main(url: str, bodies_file: str, concurrency: int) -> None:
     )
 
 
-async def run_clients(url: str, bodies_file: Path, concurrency: int) -> dict[str, Any]:
+async def run_clients(
+    url: str, bodies_file: Path, concurrency: int, client: str = "aiohttp"
+) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -125,6 +152,7 @@ async def run_clients(url: str, bodies_file: Path, concurrency: int) -> dict[str
         url,
         str(bodies_file),
         str(concurrency),
+        client,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -170,11 +198,13 @@ async def direct(
     }
 
 
-async def through_api(base: str, bodies_file: Path, n: int, concurrency: int) -> dict[str, Any]:
+async def through_api(
+    base: str, bodies_file: Path, n: int, concurrency: int, client: str = "aiohttp"
+) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
         before = generation_tokens((await http.get(f"{base}/metrics")).text)
         cpu0 = time.process_time()
-        r = await run_clients(f"{base}/v1/select", bodies_file, concurrency)
+        r = await run_clients(f"{base}/v1/select", bodies_file, concurrency, client)
         cpu = time.process_time() - cpu0
         after = generation_tokens((await http.get(f"{base}/metrics")).text)
     lat = r["latencies"]
@@ -262,7 +292,7 @@ async def side_by_side(
         await run_clients(f"{base}/v1/select", bodies_file(fresh(2)), 2)
 
     runs: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("engine_direct", "engine_all_at_once", *apps)
+        k: [] for k in ("engine_direct", "engine_all_at_once", *apps, "api_select_httpx_client")
     }
     try:
         for r in range(repeats):
@@ -276,6 +306,11 @@ async def side_by_side(
             runs["api_select"].append(
                 await through_api(
                     bases["api_select"], bodies_file(fresh(n_pairs)), n_pairs, concurrency
+                )
+            )
+            runs["api_select_httpx_client"].append(
+                await through_api(
+                    bases["api_select"], bodies_file(fresh(n_pairs)), n_pairs, concurrency, "httpx"
                 )
             )
             if "api_select_m2fn" in bases and r == 0:  # one round: it is OCR-bound (see README)
@@ -311,12 +346,13 @@ def bench_transformers(
         a, b = selector.prepare(a), selector.prepare(b)
         chats += [build_messages(QUERY, TITLE, a, b), build_messages(QUERY, TITLE, b, a)]
     asyncio.run(engine.complete_many(chats[:4], params))  # warm-up
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     outs = asyncio.run(engine.complete_many(chats, params))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {
         "seconds": seconds,
         "pairs_per_s": len(pairs) / seconds,
+        "cpu_ms_per_pair": 1000 * cpu / len(pairs),
         "generations": len(outs),
         "generated_tokens": sum(o.completion_tokens for o in outs),
         "batch_size": batch_size,
@@ -337,6 +373,16 @@ def transformers_in_fresh_process(
     return json.loads(line[len("RESULT ") :])
 
 
+def event_loop_factory(name: str) -> Any:
+    """The event loop engine and API run on: `uvloop` is what `creative4u serve` gets (uvicorn's
+    `loop="auto"` picks it when it is installed), `asyncio` the standard library's."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
 def make_pairs(n: int, seed: int) -> list[Pair]:
     rng = random.Random(seed)
     return [(make_creative(rng), make_creative(rng)) for _ in range(n)]
@@ -346,8 +392,8 @@ def make_pairs(n: int, seed: int) -> list[Pair]:
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--client":
-        client_main(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--client":
+        client_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
         return
     if len(sys.argv) == 7 and sys.argv[1] == "--transformers":
         model, n, seed, max_tokens, bs = sys.argv[2], *map(int, sys.argv[3:])
@@ -386,6 +432,12 @@ def main() -> None:
         action="store_true",
         help="run vLLM eagerly (default: compiled, as `creative4u serve` runs it)",
     )
+    p.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="event loop of the engine and the API (uvloop: what `creative4u serve` runs)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     args = p.parse_args()
@@ -406,19 +458,20 @@ def main() -> None:
         m2fn = str(synthetic_checkpoint(tmp / "m2fn", 64, ocr=True)[0])
     c = args.concurrency
     print(f"{args.pairs} pairs, both orders, max_tokens {args.max_tokens}, {c} pairs at a time")
-    results = asyncio.run(
-        side_by_side(
-            model,
-            args.pairs,
-            args.seed,
-            args.max_tokens,
-            c,
-            args.repeats,
-            m2fn,
-            tmp,
-            eager=args.enforce_eager,
+    with asyncio.Runner(loop_factory=event_loop_factory(args.loop)) as runner:
+        results = runner.run(
+            side_by_side(
+                model,
+                args.pairs,
+                args.seed,
+                args.max_tokens,
+                c,
+                args.repeats,
+                m2fn,
+                tmp,
+                eager=args.enforce_eager,
+            )
         )
-    )
     for bs in args.batch_size:
         print(f"transformers generate, batch {bs} ...", flush=True)
         results[f"transformers_batch_{bs}"] = transformers_in_fresh_process(
@@ -431,6 +484,7 @@ def main() -> None:
         "engine_over_transformers": rate["engine_direct"] / rate[best_tf],
         "engine_all_at_once_over_transformers": rate["engine_all_at_once"] / rate[best_tf],
         "api_over_transformers": rate["api_select"] / rate[best_tf],
+        "api_httpx_client_over_engine": rate["api_select_httpx_client"] / rate["engine_direct"],
     }
     if "api_select_m2fn" in rate:
         ratios["api_m2fn_over_engine"] = rate["api_select_m2fn"] / rate["engine_direct"]
@@ -456,6 +510,8 @@ def main() -> None:
         "concurrency": c,
         "repeats": args.repeats,
         "vllm_compiled": not args.enforce_eager,
+        "event_loop": args.loop,
+        "client": "aiohttp (api_select_httpx_client: httpx), a separate process on this machine",
         "transformers_compared": best_tf,
         "results": results,
         "ratios": ratios,

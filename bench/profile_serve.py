@@ -35,7 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_serve import make_creative, post_all, request_bodies  # noqa: E402
+from bench_serve import (  # noqa: E402
+    make_creative,
+    post_all,
+    request_bodies,
+    transformers_in_fresh_process,
+)
 
 from creative4u.images import to_data_url  # noqa: E402
 
@@ -135,6 +140,38 @@ def per_creative_costs(model: str, creatives: list[Any], reps: int = 3) -> dict[
     }
 
 
+def three_x_budget(burst: dict[str, Any], tf: dict[str, Any]) -> list[str]:
+    """What `3x transformers` asks of the engine, in CPU time per pair on these cores.
+
+    vLLM binds its model worker to one core, so that process alone caps the engine at 1000 /
+    (its CPU ms per pair) pairs/s, whatever the scheduler and the API do on the other core."""
+    target = 3 * tf["pairs_per_s"]
+    cpu = {k: 1000 * v / burst["requests"] for k, v in burst["cpu_s"].items()}
+    worker = cpu.get("vLLM model worker", 0.0)
+    total = sum(cpu.values())
+    lines = [
+        "",
+        "## What 3x transformers would take",
+        "",
+        f"transformers `generate` (a fresh process, {burst['requests']} pairs of the same kind "
+        f"in batches of {tf['batch_size']} sequences): {tf['pairs_per_s']:.2f} pairs/s, "
+        f"{tf.get('cpu_ms_per_pair', float('nan')):.1f} ms of CPU per pair on "
+        f"{tf.get('torch_threads', '?')} threads. 3x that is {target:.1f} pairs/s: at most "
+        f"{1000 / target:.1f} ms of CPU per pair on each core.",
+        "",
+        "| | CPU ms per pair | pairs/s it allows |",
+        "|---|---|---|",
+        f"| vLLM model worker (one core) | {worker:.1f} | {1000 / worker if worker else 0:.1f} |",
+        f"| the whole server (two cores) | {total:.1f} | {2000 / total if total else 0:.1f} |",
+        f"| 3x transformers | {1000 / target:.1f} per core | {target:.1f} |",
+        "",
+        f"The burst ran at {burst['pairs_per_s']:.2f} pairs/s. The worker's CPU includes its wait "
+        "for the scheduler's next step (vLLM's processes poll their shared-memory queues while "
+        "busy), so its column is an upper bound of the model's own work.",
+    ]
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(ROOT / "models" / "small-base"))
@@ -211,6 +248,10 @@ def main() -> None:
             }
     creatives = [c for pair in pairs[:16] for c in pair]
     record["per_creative_ms"] = per_creative_costs(args.model, creatives)
+    # the same number of pairs of the same kind through transformers, server stopped
+    record["transformers"] = transformers_in_fresh_process(
+        args.model, args.requests, args.seed, args.max_tokens, 64
+    )
 
     lines = [
         "# Where `/v1/select`'s time goes",
@@ -248,6 +289,7 @@ def main() -> None:
         "|---|---|",
     ]
     lines += [f"| {k} | {v:.2f} |" for k, v in record["per_creative_ms"].items()]
+    lines += three_x_budget(record["burst"], record["transformers"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2))
