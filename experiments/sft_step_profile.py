@@ -1,7 +1,7 @@
 """Where an SFT step's time goes on this machine: collation, forward, backward, optimizer.
 
     python experiments/sft_step_profile.py --config recipes/small/sft.yaml \
-        --dataset_path runs/demo/dataset [--steps 12] [--autocast bf16]
+        --dataset_path runs/demo/dataset [--steps 12] [--autocast bf16] [--top-ops 20]
 
 Builds the trainer exactly as `sft` does (the recipe, its decision-weighted loss), then runs
 `--steps` steps by hand, timing each part, after two warm-up steps. Prints the mean seconds per
@@ -30,6 +30,11 @@ def main() -> None:
     if "--steps" in argv:
         i = argv.index("--steps")
         steps = int(argv[i + 1])
+        del argv[i : i + 2]
+    top = 0
+    if "--top-ops" in argv:
+        i = argv.index("--top-ops")
+        top = int(argv[i + 1])
         del argv[i : i + 2]
     if "--autocast" in argv:
         i = argv.index("--autocast")
@@ -75,6 +80,15 @@ def main() -> None:
             mask = batch["attention_mask"]
             tokens.append(int(mask.numel()))
             pad.append(1.0 - float(mask.float().mean()))
+    if top:  # one more step under torch.profiler: the operators that take the time
+        from torch.profiler import ProfilerActivity, profile
+
+        batch = trainer._prepare_inputs(next(it))
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with ctx():
+                loss = trainer.compute_loss(model, batch)
+            loss.backward()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
     mean = {k: round(sum(v) / len(v), 4) for k, v in parts.items()}
     total = sum(mean.values())
     print(
