@@ -314,47 +314,125 @@ def peft_config_for(model_args: ModelArguments):
     )
 
 
-def main_process_says(flag: bool) -> bool:
-    """The main process's `flag` on every rank (itself when not distributed). A decision each rank
-    took on its own clock could differ by a step, and a rank that stops while the others go on
-    waits forever in their next collective."""
+def main_process_value(value: float) -> float:
+    """The main process's `value` on every rank (itself when not distributed). A decision each
+    rank took on its own clock could differ by a step, and a rank that stops while the others go
+    on waits forever in their next collective; a learning rate each rank took from its own clock
+    would move the replicas apart."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return flag
+        return value
     import torch
 
-    t = torch.tensor([int(flag)], dtype=torch.int64)
+    t = torch.tensor([value], dtype=torch.float64)
     if dist.get_backend() == "nccl":
         t = t.cuda()
     dist.broadcast(t, src=0)
-    return bool(t.item())
+    return float(t.item())
+
+
+def main_process_says(flag: bool) -> bool:
+    """The main process's `flag` on every rank (see `main_process_value`)."""
+    return bool(main_process_value(float(flag)))
+
+
+BUDGET_STATE = "time_budget.json"  # in each checkpoint: the training seconds spent up to it
 
 
 def time_budget_callback(seconds: float | None):
-    """A trainer callback that ends training once `seconds` of wall clock have passed (None: no
+    """A trainer callback that ends training once `seconds` of training have passed (None: no
     limit), not counting time other callbacks declare in `excluded`. Comparing GRPO with
-    continued SFT is only fair at equal training time. Under DDP or DeepSpeed every rank stops at
-    the same step: the main process's clock decides (`main_process_says`)."""
+    continued SFT is only fair at equal training time. Each checkpoint records the seconds spent
+    up to it, so a resumed run spends what is left of the budget, not a new one. `progress` (0
+    to 1, the share of the budget spent at the last step's end) is what `budget_scheduled`
+    decays the learning rate by. Under DDP or DeepSpeed every rank stops at the same step and
+    reads the same progress: the main process's clock decides (`main_process_value`)."""
     import time
 
     from transformers import TrainerCallback
 
     class TimeBudget(TrainerCallback):
         excluded = 0.0  # seconds other callbacks spent outside training (e.g. validation)
+        before = 0.0  # training seconds of the run this one resumed
+        progress = 0.0
+        start: float | None = None
+
+        def __init__(self) -> None:
+            self.seconds = seconds
+
+        def elapsed(self) -> float:
+            """Training seconds so far, those before a resume included."""
+            if self.start is None:
+                return self.before
+            return self.before + time.time() - self.start - self.excluded
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.start = time.time()
+            self.start, self.excluded, self.before = time.time(), 0.0, 0.0
+            saved = Path(args.output_dir) / f"checkpoint-{state.global_step}" / BUDGET_STATE
+            if state.global_step and saved.is_file():  # resumed: the budget goes on
+                self.before = float(json.loads(saved.read_text())["train_seconds"])
 
         def on_step_end(self, args, state, control, **kwargs):
             if seconds is None:
                 return
-            over = time.time() - self.start - self.excluded >= seconds
-            if main_process_says(over):
+            self.progress = min(1.0, main_process_value(self.elapsed() / seconds))
+            if self.progress >= 1.0:
                 control.should_training_stop = True
                 control.should_save = True
 
+        def on_save(self, args, state, control, **kwargs):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and ckpt.is_dir():
+                state_file = ckpt / BUDGET_STATE
+                state_file.write_text(json.dumps({"train_seconds": round(self.elapsed(), 3)}))
+
     return TimeBudget()
+
+
+def budget_lr_factor(step: int, *, warmup: int, total: int, kind: str, progress: Any) -> float:
+    """The learning-rate factor of a cosine or linear schedule that ends when the first of the
+    step budget (`total`) and the time budget (`progress()`, 0 to 1) runs out. Warm-up stays in
+    steps, as transformers' schedules have it."""
+    import math
+
+    if step < warmup:
+        return step / max(1, warmup)
+    p = min(1.0, max((step - warmup) / max(1, total - warmup), progress()))
+    return 0.5 * (1.0 + math.cos(math.pi * p)) if kind == "cosine" else 1.0 - p
+
+
+def budget_scheduled(trainer_cls: type, budget: Any) -> type:
+    """A subclass of a transformers trainer whose cosine or linear learning-rate schedule decays
+    over the time budget (`time_budget_callback`) when that runs out before `max_steps`.
+
+    With a step schedule under a time budget, the run stops wherever the clock says, part-way
+    down the curve: how far depends on the machine's speed, and the last steps never get the low
+    learning rate that settles the weights. Other schedules, and runs without a time budget,
+    keep the trainer's own."""
+    from functools import partial
+
+    from torch.optim.lr_scheduler import LambdaLR
+
+    class BudgetScheduledTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            kind = str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type))
+            if self.lr_scheduler is None and budget.seconds and kind in ("cosine", "linear"):
+                factor = partial(
+                    budget_lr_factor,
+                    warmup=self.args.get_warmup_steps(num_training_steps),
+                    total=num_training_steps,
+                    kind=kind,
+                    progress=lambda: budget.progress,
+                )
+                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, factor)
+                self._created_lr_scheduler = True
+            return super().create_scheduler(num_training_steps, optimizer)
+
+    BudgetScheduledTrainer.__name__ = BudgetScheduledTrainer.__qualname__ = (
+        f"BudgetScheduled{trainer_cls.__name__}"
+    )
+    return BudgetScheduledTrainer
 
 
 RUN_CARD = "creative4u_run.json"  # in every trained model folder, next to its weights

@@ -33,6 +33,13 @@ class SFTScriptArguments(PairDataArguments):
             "from-scratch base; a pretrained language model knows it"
         },
     )
+    budget_schedule: bool = field(
+        default=True,
+        metadata={
+            "help": "a cosine or linear learning rate decays over max_train_seconds when that "
+            "ends before max_steps (creative4u.training.budget_scheduled)"
+        },
+    )
     match_batch_size: int = field(default=64)
     match_learning_rate: float = field(default=3.0e-4)
 
@@ -43,6 +50,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
     from trl import SFTTrainer
 
     from creative4u.training import (
+        budget_scheduled,
         last_checkpoint,
         peft_config_for,
         prepare_run,
@@ -74,18 +82,21 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
             progress=training_args.process_index == 0,
         )
         logger.info("word matching, held-out lines: %s", matching["heldout"])
+    budget = time_budget_callback(script_args.max_train_seconds)
     trainer_cls = resumable(SFTTrainer)
     if (script_args.answer_weight, script_args.verdict_weight) != (1.0, 1.0):
         trainer_cls = decision_weighted_trainer(
-            SFTTrainer, processor.tokenizer, script_args.answer_weight, script_args.verdict_weight
+            trainer_cls, processor.tokenizer, script_args.answer_weight, script_args.verdict_weight
         )
+    if script_args.budget_schedule:
+        trainer_cls = budget_scheduled(trainer_cls, budget)
     trainer = trainer_cls(
         model=model,
         args=training_args,
         train_dataset=train,
         processing_class=processor,
         peft_config=peft_config_for(model_args),
-        callbacks=[time_budget_callback(script_args.max_train_seconds)],
+        callbacks=[budget],
     )
     if last:
         logger.info("resuming from %s", last)
@@ -118,6 +129,7 @@ def main(script_args: SFTScriptArguments, training_args, model_args: ModelArgume
             "freeze_vision": model_args.freeze_vision,
             "answer_weight": script_args.answer_weight,
             "verdict_weight": script_args.verdict_weight,
+            "budget_schedule": script_args.budget_schedule,
             "dataset": script_args.dataset_path,
             "train_examples": len(train),
             "train_seconds": round(train_s, 1),
