@@ -12,9 +12,10 @@ wanted one, and the comparison that follows from the marks:
     Q4 title match: title says red: both red yes => A=B
 
 No image, click, label or dimension score is involved: the words are drawn at random, so it
-teaches equality, never which creative users prefer. SFT runs it first when the recipe's
-`match_steps` is set (the small recipe; a Qwen base knows equality and its recipes leave it at
-0). Measured on the demo's world, the demo's SFT from the shipped base without and with 600 steps
+teaches equality, never which creative users prefer. The small base's pretraining runs it as
+its stage three (`match_steps` in recipes/small/pretrain.yaml), so the shipped base knows
+equality as a Qwen base does; SFT can run it first for a from-scratch base that has not had it
+(its own `match_steps`; the Qwen and small SFT recipes leave it at 0). Measured on the demo's world, the demo's SFT from the shipped base without and with 600 steps
 of it first: 67.3 % [61.8, 72.4] and 86.0 % [81.6, 89.5] on 300 test pairs
 (experiments/README.md).
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -109,9 +111,16 @@ def train_matching(
     seed: int = 0,
     eval_every: int = 100,
     progress: bool = True,
+    rehearsal: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train the language model (the vision tower is left as it is) on `steps` batches of lines;
-    returns the stage's report with its held-out curve."""
+    returns the stage's report with its held-out curve.
+
+    `rehearsal`, when given, returns a collated batch (with labels) of what the model was trained
+    on before; its loss is added at every step, so that lines of bare words do not overwrite what
+    the model already writes: 300 steps of lines alone took the shipped base's two-creative
+    comparisons from 0.79-0.99 to 0.00-0.08 on its held-out world (the format was lost, not the
+    seeing: CoT-SFT relearnt it)."""
     from tqdm.auto import tqdm
 
     before = {n: p.requires_grad for n, p in model.named_parameters()}
@@ -132,6 +141,8 @@ def train_matching(
         enc, labels, _ = batch(tokenizer, rng, batch_size)
         loss = model(**enc, labels=labels).loss
         loss.backward()
+        if rehearsal is not None:
+            model(**rehearsal()).loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
@@ -147,6 +158,7 @@ def train_matching(
         "steps": steps,
         "lines_seen": steps * batch_size,
         "learning_rate": learning_rate,
+        "rehearsal": rehearsal is not None,
         "seconds": round(seconds, 1),
         "heldout": curve[-1],
         "curve": curve,

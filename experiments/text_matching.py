@@ -1,7 +1,8 @@
 """A base after text-only word matching (creative4u/matching.py), saved as a model folder: the
 second arm of experiments/results/match_marks.json (the demo's SFT from it, with
-`--model_name_or_path`). SFT now runs the same matching itself when the recipe's `match_steps`
-is set; this script keeps the experiment's two steps apart.
+`--model_name_or_path`). The shipped base now has the same matching as its pretraining's stage
+three (and SFT can run it with its own `match_steps`); this script keeps the experiment's two
+steps apart.
 
     python experiments/text_matching.py models/small-base runs/exp/base_match --steps 600
 """

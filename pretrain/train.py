@@ -15,11 +15,12 @@ import logging
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from creative4u.training import RUN_CARD, ModelArguments
+from creative4u.training import RUN_CARD, ModelArguments, save_run_card
 
 logger = logging.getLogger("creative4u.pretrain")
 
@@ -68,6 +69,22 @@ class PretrainScriptArguments:
     )
     vision_batch_size: int = field(default=64)
     vision_learning_rate: float = field(default=1.0e-3)
+    match_steps: int = field(
+        default=0,
+        metadata={
+            "help": "stage three: steps of text-only word matching (creative4u.matching) after "
+            "stage two, so that CoT-SFT need not teach whether two words are the same (0: none)"
+        },
+    )
+    match_batch_size: int = field(default=64)
+    match_learning_rate: float = field(default=3.0e-4)
+    match_rehearsal_batch_size: int = field(
+        default=16,
+        metadata={
+            "help": "corpus examples rehearsed at each step of stage three, so the words' lines do "
+            "not overwrite the perception answers (0: none)"
+        },
+    )
 
 
 def main(
@@ -75,25 +92,141 @@ def main(
 ) -> Path:
     from datasets import load_from_disk
     from transformers import set_seed
-    from trl import SFTTrainer
 
-    from creative4u.perception import answer_separator_ids, answer_token_weights, evaluate
+    from creative4u.perception import evaluate
     from creative4u.threads import respect_omp_thread_limit
-    from creative4u.training import (
-        last_checkpoint,
-        load_for_training,
-        resumable,
-        save_run_card,
-        time_budget_callback,
-    )
-    from creative4u.weighted_loss import token_weighted_trainer
-    from pretrain.vision import pretrain_vision
+    from creative4u.training import last_checkpoint
 
     respect_omp_thread_limit()
     set_seed(training_args.seed)
-    model, processor = load_for_training(model_args)
+    out = Path(training_args.output_dir)
     corpus = load_from_disk(script_args.corpus_path)
+    corpus_info = json.loads((Path(script_args.corpus_path) / "corpus.json").read_text())
     last = last_checkpoint(training_args.output_dir)
+    done = (
+        None
+        if last
+        else finished_stage_two(out, training_args.max_steps, corpus_info, stage_three(script_args))
+    )
+    if done:
+        from accelerate import PartialState
+
+        # an earlier run of this recipe ended after stage two: only what is missing is run
+        logger.info("stage two already finished in %s (step %d)", out, done["global_step"])
+        stage_two, main_process = done, PartialState().is_main_process
+    else:
+        stage_two, main_process = _stages_one_and_two(
+            script_args, training_args, model_args, corpus, corpus_info, last
+        )
+    if not main_process:
+        return out
+
+    # stage three and the scoring run on the saved weights, in the main process only
+    import torch
+
+    from creative4u.vlm import load
+
+    model, processor = load(str(out), dtype=torch.float32)
+    matching = done.get("word_matching") if done else None
+    wanted = stage_three(script_args)
+    if wanted and stage_three(matching) != wanted:
+        from creative4u.matching import train_matching
+
+        set_seed(training_args.seed)
+        matching = train_matching(
+            model,
+            processor.tokenizer,
+            script_args.match_steps,
+            script_args.match_batch_size,
+            script_args.match_learning_rate,
+            training_args.seed,
+            rehearsal=corpus_batches(
+                corpus["train"], processor, script_args.match_rehearsal_batch_size, training_args
+            ),
+        )
+        matching["rehearsal_batch_size"] = script_args.match_rehearsal_batch_size
+        logger.info("word matching, held-out lines: %s", matching["heldout"])
+        model.save_pretrained(out)
+
+    t1 = time.time()
+    report = evaluate(
+        model,
+        processor,
+        corpus["heldout"],
+        max_examples=script_args.eval_examples,
+        batch_size=script_args.eval_batch_size,
+    )
+    logger.info("held-out perception: %s", json.dumps(report["by_field"]))
+    info = {
+        **stage_two,
+        "stage": "pretrain",
+        "base_model": model_args.model_name_or_path,
+        "corpus": corpus_info,
+        # `model pretrain` passes its recipe and overrides through unchanged
+        "recipe_command": shlex.join(["creative4u", "model", "pretrain", *sys.argv[1:]]),
+        "word_matching": matching,
+        "heldout": {k: v for k, v in report.items() if k != "examples"},
+        "heldout_samples": report["examples"],
+        "eval_seconds": round(time.time() - t1, 1),
+    }
+    save_run_card(training_args.output_dir, info)
+    write_card(out, info)
+    return out
+
+
+def corpus_batches(
+    split: Any, processor: Any, batch_size: int, training_args: Any
+) -> Callable[[], dict[str, Any]] | None:
+    """Random batches of the corpus, collated as stage two saw them (TRL's collator, loss on the
+    completion only), for stage three's rehearsal; None when `batch_size` is 0."""
+    if not batch_size:
+        return None
+    import random
+
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    rows = split.select_columns(["prompt", "completion", "images"])
+    collate = DataCollatorForVisionLanguageModeling(
+        processor, max_length=training_args.max_length, completion_only_loss=True
+    )
+    rng = random.Random(training_args.seed + 1)
+
+    def draw() -> dict[str, Any]:
+        return collate([rows[i] for i in rng.sample(range(len(rows)), batch_size)])
+
+    return draw
+
+
+STAGE_TWO_KEYS = (
+    "global_step",
+    "examples_seen",
+    "train_seconds_this_run",
+    "train_loss",
+    "learning_rate",
+    "freeze_vision",
+    "answer_weight",
+    "vision_stage",
+)
+
+
+def _stages_one_and_two(
+    script_args: PretrainScriptArguments,
+    training_args: Any,
+    model_args: ModelArguments,
+    corpus: Any,
+    corpus_info: dict[str, Any],
+    last: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """Stage one (the vision tower on the factors) and stage two (the language model on the
+    corpus), saved to the output folder; their record, and whether this is the main process."""
+    from trl import SFTTrainer
+
+    from creative4u.perception import answer_separator_ids, answer_token_weights
+    from creative4u.training import load_for_training, resumable, time_budget_callback
+    from creative4u.weighted_loss import token_weighted_trainer
+    from pretrain.vision import pretrain_vision
+
+    model, processor = load_for_training(model_args)
     # a fresh run over an older base's folder takes nothing of it: its stage one, its curve
     vision = previous_vision_stage(training_args.output_dir) if last else None
     if script_args.vision_steps and last is None:
@@ -148,28 +281,11 @@ def main(
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=last)
     train_s = time.time() - t0
-    trainer.save_model(training_args.output_dir)
-    if not main_process:
-        return Path(training_args.output_dir)
-    processor.save_pretrained(training_args.output_dir)
-
-    t1 = time.time()
-    report = evaluate(
-        trainer.model,
-        processor,
-        corpus["heldout"],
-        max_examples=script_args.eval_examples,
-        batch_size=script_args.eval_batch_size,
-    )
-    logger.info("held-out perception: %s", json.dumps(report["by_field"]))
-    corpus_info = json.loads((Path(script_args.corpus_path) / "corpus.json").read_text())
+    trainer.save_model(training_args.output_dir)  # gathers sharded weights, writes on main
+    if main_process:
+        processor.save_pretrained(training_args.output_dir)
     batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-    info = {
-        "stage": "pretrain",
-        "base_model": model_args.model_name_or_path,
-        "corpus": corpus_info,
-        # `model pretrain` passes its recipe and overrides through unchanged
-        "recipe_command": shlex.join(["creative4u", "model", "pretrain", *sys.argv[1:]]),
+    record = {
         "global_step": result.global_step,
         "examples_seen": result.global_step * batch * trainer.accelerator.num_processes,
         "train_seconds_this_run": round(train_s, 1),
@@ -178,13 +294,48 @@ def main(
         "freeze_vision": model_args.freeze_vision,
         "answer_weight": script_args.answer_weight,
         "vision_stage": vision,
-        "heldout": {k: v for k, v in report.items() if k != "examples"},
-        "heldout_samples": report["examples"],
-        "eval_seconds": round(time.time() - t1, 1),
+        "word_matching": None,  # stage three, if any, is run on these weights next
     }
-    save_run_card(training_args.output_dir, info)
-    write_card(Path(training_args.output_dir), info)
-    return Path(training_args.output_dir)
+    if main_process:
+        card = {"stage": "pretrain-stage-two", "corpus": corpus_info, **record}
+        save_run_card(training_args.output_dir, card)
+    return record, main_process
+
+
+def stage_three(source: Any) -> tuple[int, int] | None:
+    """What stage three is (steps, rehearsal batch), from a recipe or a card's record of it."""
+    if isinstance(source, PretrainScriptArguments):
+        steps, rehearse = source.match_steps, source.match_rehearsal_batch_size
+    else:
+        steps, rehearse = (
+            (source or {}).get("steps", 0),
+            (source or {}).get("rehearsal_batch_size", 0),
+        )
+    return (steps, rehearse) if steps else None
+
+
+def finished_stage_two(
+    out: Path, max_steps: int, corpus_info: dict[str, Any], wanted: tuple[int, int] | None
+) -> dict[str, Any] | None:
+    """The record of stage two when `out` already holds its finished result for this recipe
+    (same steps, same corpus), so that a run interrupted after it, or a recipe that adds stage
+    three, does not retrain it; None when stage two has to run (also when the weights already
+    hold another stage three than the recipe's: it cannot be taken out)."""
+    path = out / RUN_CARD
+    if not path.is_file() or not (out / "model.safetensors").is_file():
+        return None
+    card = json.loads(path.read_text())
+    if card.get("stage") not in ("pretrain", "pretrain-stage-two"):
+        return None
+    # the corpus's build seconds differ between two builds of the same corpus
+    same = ("config", "creatives", "tasks")
+    theirs = {k: (card.get("corpus") or {}).get(k) for k in same}
+    if card.get("global_step") != max_steps or theirs != {k: corpus_info.get(k) for k in same}:
+        return None
+    done = stage_three(card.get("word_matching"))
+    if done is not None and done != wanted:
+        return None
+    return {k: card.get(k) for k in (*STAGE_TWO_KEYS, "word_matching")}
 
 
 def previous_vision_stage(output_dir: str) -> dict[str, Any] | None:
@@ -256,7 +407,17 @@ def write_card(out: Path, info: dict[str, Any]) -> None:
         ),
         f"| vision tower in stage two | {'kept as stage one left it' if info.get('freeze_vision') else 'trained'} |",
         f"| stage two: steps, examples seen | {info['global_step']:,}, {info['examples_seen']:,} |",
-        f"| wall clock (this run) | {info['train_seconds_this_run'] / 60:.1f} min |",
+        f"| stage two wall clock | {info['train_seconds_this_run'] / 60:.1f} min |",
+        *(
+            [
+                f"| stage three: word matching (text only) | {m['steps']:,} steps, "
+                f"{m['lines_seen']:,} lines, {m['seconds'] / 60:.1f} min; held-out lines: marks "
+                f"{m['heldout']['marks']:.2f}, verdict {m['heldout']['verdict']:.2f} "
+                f"(before: {m['curve'][0]['marks']:.2f}, {m['curve'][0]['verdict']:.2f}) |"
+            ]
+            if (m := info.get("word_matching"))
+            else []
+        ),
         f"| final training loss | {info['train_loss']:.4f} |",
         f"| held-out examples scored | {info['heldout']['n']} |",
         "",

@@ -94,6 +94,8 @@ def test_model_pretrain_builds_trains_scores_and_resumes(tmp_path: Path) -> None
     assert card["vision_stage"]["steps"] == 3 and set(
         card["vision_stage"]["heldout_accuracy"]
     ) == set(FACTORS)
+    matching = card["word_matching"]  # stage three ran on stage two's weights
+    assert matching["steps"] == 2 and [c["step"] for c in matching["curve"]] == [0, 2]
     curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     assert [c["step"] for c in curve] == [2, 4]
     readme = (out / "README.md").read_text()
@@ -113,11 +115,27 @@ def test_model_pretrain_builds_trains_scores_and_resumes(tmp_path: Path) -> None
     # a fresh run in the same folder (no checkpoint left) keeps nothing of the older run
     for ckpt in out.glob("checkpoint-*"):
         shutil.rmtree(ckpt)
-    run([*cmd, "--vision_steps", "0", "--max_steps", "2"])
+    run([*cmd, "--vision_steps", "0", "--max_steps", "2", "--match_steps", "0"])
     fresh = json.loads((out / "creative4u_run.json").read_text())
     assert fresh["global_step"] == 2 and fresh["vision_stage"] is None
+    assert fresh["word_matching"] is None
     curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     assert [c["step"] for c in curve] == [2]
+
+    # a recipe that adds stage three to a finished stage two runs only stage three, on its weights
+    for ckpt in out.glob("checkpoint-*"):
+        shutil.rmtree(ckpt)
+    weights = (out / "model.safetensors").read_bytes()
+    log = run([*cmd, "--vision_steps", "0", "--max_steps", "2", "--match_steps", "3"])
+    assert "stage two already finished" in log and "resuming from" not in log
+    added = json.loads((out / "creative4u_run.json").read_text())
+    assert added["global_step"] == 2 and added["word_matching"]["steps"] == 3
+    assert (out / "model.safetensors").read_bytes() != weights  # stage three trained them
+    assert "stage three: word matching" in (out / "README.md").read_text()
+    # another stage three cannot be taken out of those weights: stage two runs again
+    log = run([*cmd, "--vision_steps", "0", "--max_steps", "2", "--match_steps", "0"])
+    assert "stage two already finished" not in log
+    assert json.loads((out / "creative4u_run.json").read_text())["word_matching"] is None
 
 
 def test_shipped_base_matches_model_init(tmp_path: Path) -> None:
