@@ -30,15 +30,21 @@ from typing import Any
 
 import torch
 
-from creative4u.perception import FACTORS, marked_pair
+from creative4u.perception import FACTORS, comparison, marked_pair, question, wanted_head
 
 KINDS = ("colour", "style", "cue")
+# The forms a decision on word equality takes: the protocol's marked comparison (what CoT-SFT
+# writes), and the perception tasks' own question and comparison line (what the base answers).
+FORMS = ("protocol", "question", "comparison")
 EVAL_SEED = 12345  # held-out lines: another draw than any training seed uses
 _MARK = re.compile(r" (?:yes|no)\b")  # no factor value is `yes` or `no` (`none` is not `no`)
 
 
-def line(rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
-    """A line, and the character spans of its decisions (each mark, then the verdict)."""
+def line(rng: random.Random, form: str = "protocol") -> tuple[str, list[tuple[int, int]]]:
+    """A line of `form`, and the character spans of its decisions (each mark, then the verdict;
+    the question and the comparison line have the verdict only)."""
+    if form not in FORMS:
+        raise ValueError(f"unknown word-matching form {form!r}; choose from {', '.join(FORMS)}")
     kind = rng.choice(KINDS)
     wanted = rng.choice([v for v in FACTORS[kind] if v != "none"])
     others = [v for v in FACTORS[kind] if v != wanted]
@@ -47,23 +53,31 @@ def line(rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
         return wanted if rng.random() < 0.45 else rng.choice(others)
 
     a, b = shown(), shown()
-    if kind == "colour" and rng.random() < 0.5:
-        head = f"Q4 title match: title says {wanted}: "
-    else:
-        head = f"Q3 query match: query wants {wanted}: "
+    name = "title" if kind == "colour" and rng.random() < 0.5 else "query"
+    head = wanted_head(name, wanted)
+    if form == "question":
+        text = question(head, wanted, a)
+        return text, [(text.rindex(" "), len(text))]
+    if form == "comparison":
+        text = comparison(head, wanted, a, b)
+        return text, [(text.rindex(" "), len(text))]
+    head = f"Q4 title match: {head}: " if name == "title" else f"Q3 query match: {head}: "
     ma, mb = a == wanted, b == wanted
     verdict = "A=B" if ma == mb else ("A>B" if ma else "A<B")
-    text = f"{head}{marked_pair(wanted, a, b)} => {verdict}"
+    # `both red yes` for equal values: the wording the shipped base's stage three learnt
+    text = f"{head}{marked_pair(wanted, a, b, both=True)} => {verdict}"
     # each span starts at the space before its decision (the token that carries it)
     spans = [(m.start(), m.end()) for m in _MARK.finditer(text, len(head))]
     spans.append((len(text) - len(verdict) - 1, len(text)))
     return text, spans
 
 
-def batch(tokenizer: Any, rng: random.Random, n: int) -> tuple[Any, Any, list[list[int]]]:
-    """Tokenised lines (right-padded), their labels (every token; padding left out), and per
-    line the token indices that begin a decision."""
-    lines = [line(rng) for _ in range(n)]
+def batch(
+    tokenizer: Any, rng: random.Random, n: int, forms: tuple[str, ...] = ("protocol",)
+) -> tuple[Any, Any, list[list[int]]]:
+    """Tokenised lines (right-padded; each of a form drawn from `forms`), their labels (every
+    token; padding left out), and per line the token indices that begin a decision."""
+    lines = [line(rng, forms[0] if len(forms) == 1 else rng.choice(forms)) for _ in range(n)]
     side = tokenizer.padding_side
     tokenizer.padding_side = "right"  # the processor's own side (left, for generation) is kept
     try:
@@ -84,22 +98,31 @@ def batch(tokenizer: Any, rng: random.Random, n: int) -> tuple[Any, Any, list[li
     return enc, labels, decisions
 
 
-def heldout(model: Any, tokenizer: Any, n: int = 512) -> dict[str, float]:
-    """Teacher-forced greedy accuracy on held-out lines, per line: every mark's first token
-    right, and every token of the verdict right."""
-    rng = random.Random(EVAL_SEED)
-    marks = verdicts = total = 0
-    with torch.no_grad():
-        while total < n:
-            enc, _, decisions = batch(tokenizer, rng, min(64, n - total))
-            pred = model(**enc).logits.argmax(-1)
-            ids, mask = enc["input_ids"], enc["attention_mask"]
-            for i, starts in enumerate(decisions):
-                marks += all(pred[i, j - 1] == ids[i, j] for j in starts[:-1])
-                end = int(mask[i].sum())
-                verdicts += all(pred[i, j - 1] == ids[i, j] for j in range(starts[-1], end))
-            total += len(decisions)
-    return {"marks": marks / total, "verdict": verdicts / total, "n": total}
+def heldout(
+    model: Any, tokenizer: Any, n: int = 512, forms: tuple[str, ...] = ("protocol",)
+) -> dict[str, float]:
+    """Teacher-forced greedy accuracy on `n` held-out lines of each form, per line: every mark's
+    first token right (`marks`, the protocol's lines) and every token of the verdict right
+    (`verdict` for the protocol's lines, the form's name for the others)."""
+    out: dict[str, float] = {}
+    for form in forms:
+        rng = random.Random(EVAL_SEED + FORMS.index(form))
+        marks = verdicts = total = 0
+        with torch.no_grad():
+            while total < n:
+                enc, _, decisions = batch(tokenizer, rng, min(64, n - total), (form,))
+                pred = model(**enc).logits.argmax(-1)
+                ids, mask = enc["input_ids"], enc["attention_mask"]
+                for i, starts in enumerate(decisions):
+                    marks += all(pred[i, j - 1] == ids[i, j] for j in starts[:-1])
+                    end = int(mask[i].sum())
+                    verdicts += all(pred[i, j - 1] == ids[i, j] for j in range(starts[-1], end))
+                total += len(decisions)
+        if form == "protocol":
+            out.update(marks=marks / total, verdict=verdicts / total)
+        else:
+            out[form] = verdicts / total
+    return {**out, "n": n}
 
 
 def train_matching(
@@ -112,9 +135,10 @@ def train_matching(
     eval_every: int = 100,
     progress: bool = True,
     rehearsal: Callable[[], dict[str, Any]] | None = None,
+    forms: tuple[str, ...] = ("protocol",),
 ) -> dict[str, Any]:
-    """Train the language model (the vision tower is left as it is) on `steps` batches of lines;
-    returns the stage's report with its held-out curve.
+    """Train the language model (the vision tower is left as it is) on `steps` batches of lines
+    of `forms` (FORMS); returns the stage's report with its held-out curve.
 
     `rehearsal`, when given, returns a collated batch (with labels) of what the model was trained
     on before; its loss is added at every step, so that lines of bare words do not overwrite what
@@ -134,11 +158,12 @@ def train_matching(
     )
     rng = random.Random(seed)
     model.eval()
-    curve = [{"step": 0, **heldout(model, tokenizer)}]
+    forms = tuple(forms)
+    curve = [{"step": 0, **heldout(model, tokenizer, forms=forms)}]
     t0 = time.time()
     for step in tqdm(range(1, steps + 1), desc="word matching", disable=not progress):
         model.train()
-        enc, labels, _ = batch(tokenizer, rng, batch_size)
+        enc, labels, _ = batch(tokenizer, rng, batch_size, forms)
         loss = model(**enc, labels=labels).loss
         loss.backward()
         if rehearsal is not None:
@@ -149,7 +174,13 @@ def train_matching(
         opt.zero_grad()
         if step % eval_every == 0 or step == steps:
             model.eval()
-            curve.append({"step": step, "loss": round(loss.item(), 4), **heldout(model, tokenizer)})
+            curve.append(
+                {
+                    "step": step,
+                    "loss": round(loss.item(), 4),
+                    **heldout(model, tokenizer, forms=forms),
+                }
+            )
     seconds = time.time() - t0
     model.eval()
     for n, p in model.named_parameters():
@@ -159,6 +190,7 @@ def train_matching(
         "lines_seen": steps * batch_size,
         "learning_rate": learning_rate,
         "rehearsal": rehearsal is not None,
+        "forms": list(forms),
         "seconds": round(seconds, 1),
         "heldout": curve[-1],
         "curve": curve,

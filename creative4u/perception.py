@@ -92,13 +92,13 @@ def parse_slots(text: str) -> dict[str, str]:
     return out
 
 
-def pair_text(a: str, b: str, sep: str = ", ") -> str:
+def pair_text(a: str, b: str, sep: str = ", ", both: bool = True) -> str:
     """`both x`, or `A x, B y` (`sep` "; " where the values hold commas themselves): how the
     scene teacher's reasons name what two creatives show."""
-    return f"both {a}" if a == b else f"A {a}{sep}B {b}"
+    return f"both {a}" if both and a == b else f"A {a}{sep}B {b}"
 
 
-def marked_pair(wanted: str, a: str, b: str) -> str:
+def marked_pair(wanted: str, a: str, b: str, both: bool = True) -> str:
     """`A red yes, B blue no` or `both red no`: each shown value followed by whether it is the
     wanted one. The scene teacher's query and title reasons and `creative4u.matching`'s lines are
     both written with it, so the matching SFT starts with is in the words its rationales use."""
@@ -106,13 +106,29 @@ def marked_pair(wanted: str, a: str, b: str) -> str:
     def mark(v: str) -> str:
         return f"{v} {'yes' if v == wanted else 'no'}"
 
-    return pair_text(mark(a), mark(b))
+    return pair_text(mark(a), mark(b), both=both)
 
 
 def _side(fa: dict[str, str], fb: dict[str, str], key: Any) -> str:
     """'A', 'B' or 'same' for a comparison whose score function is `key`."""
     a, b = key(fa), key(fb)
     return "A" if a > b else "B" if b > a else "same"
+
+
+def wanted_head(name: str, word: str) -> str:
+    """`query wants sporty` or `title says red`: how every task and the protocol name the word a
+    creative is held against."""
+    return f"query wants {word}" if name == "query" else f"title says {word}"
+
+
+def question(head: str, wanted: str, shown: str) -> str:
+    """The one-creative question's answer: `title says red; A shows blue; NO`."""
+    return f"{head}; A shows {shown}; {'YES' if shown == wanted else 'NO'}"
+
+
+def comparison(head: str, wanted: str, a: str, b: str) -> str:
+    """A two-creative comparison line on the wanted word: `query wants red: A red, B blue - A`."""
+    return f"{head}: A {a}, B {b} - " + _side({"v": a}, {"v": b}, lambda f: f["v"] == wanted)
 
 
 def _text_count(f: dict[str, str]) -> int:
@@ -127,10 +143,8 @@ def compare(fa: dict[str, str], fb: dict[str, str], query_word: str, title_colou
     """The two-creative comparison lines, each `name: A x, B y - A|B|same`."""
     kind = query_kind(query_word)
     lines = [
-        f"query wants {query_word}: A {fa[kind]}, B {fb[kind]} - "
-        + _side(fa, fb, lambda f: f[kind] == query_word),
-        f"title says {title_colour}: A {fa['colour']}, B {fb['colour']} - "
-        + _side(fa, fb, lambda f: f["colour"] == title_colour),
+        comparison(wanted_head("query", query_word), query_word, fa[kind], fb[kind]),
+        comparison(wanted_head("title", title_colour), title_colour, fa["colour"], fb["colour"]),
         f"larger subject: A {fa['subject']}, B {fb['subject']} - "
         + _side(fa, fb, lambda f: SUBJECT_RANK[f["subject"]]),
         f"plainer background: A {fa['background']} {fa['colours']}, "
@@ -155,12 +169,9 @@ def target(
     if task == "describe_one":
         return "A: " + describe(fa)
     if task == "query_one":
-        kind = query_kind(query_word)
-        yes = "YES" if fa[kind] == query_word else "NO"
-        return f"query wants {query_word}; A shows {fa[kind]}; {yes}"
+        return question(wanted_head("query", query_word), query_word, fa[query_kind(query_word)])
     if task == "title_one":
-        yes = "YES" if fa["colour"] == title_colour else "NO"
-        return f"title says {title_colour}; A shows {fa['colour']}; {yes}"
+        return question(wanted_head("title", title_colour), title_colour, fa["colour"])
     if task == "describe_two":
         return "A: " + describe(fa) + "\nB: " + describe(factors[1])
     if task == "compare_two":

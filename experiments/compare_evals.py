@@ -42,6 +42,7 @@ def main() -> None:
         row["accuracy_ci"] = m.get("accuracy_ci")
         row["per_order_accuracy_ci"] = m.get("per_order_accuracy_ci")
         row["faithfulness"] = m.get("faithfulness")
+        row["faithfulness_per_dimension"] = m.get("faithfulness_per_dimension")
         row["well_formed_rate"] = m.get("well_formed_rate")
         if name != ref_name:
             row["served_minus_" + ref_name] = paired_difference(rec, ref)
@@ -55,6 +56,9 @@ def main() -> None:
             + "".join(f"{row[f]:>20.3f}" if row[f] is not None else f"{'-':>20}" for f in FIELDS)
             + (f"{faith:>10.3f}" if isinstance(faith, float) else f"{'-':>10}")
         )
+        if row["faithfulness_per_dimension"]:
+            per_dim = row["faithfulness_per_dimension"].items()
+            print("    faithfulness: " + ", ".join(f"{d} {v:.3f}" for d, v in per_dim))
         for key in ("served_minus_" + ref_name, "per_order_minus_" + ref_name):
             if key in row:
                 d = row[key]

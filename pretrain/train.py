@@ -78,6 +78,13 @@ class PretrainScriptArguments:
     )
     match_batch_size: int = field(default=64)
     match_learning_rate: float = field(default=3.0e-4)
+    match_forms: list[str] = field(
+        default_factory=lambda: ["protocol"],
+        metadata={
+            "help": "the forms stage three's lines take (creative4u.matching.FORMS): the "
+            "protocol's marked comparison, the perception question, the comparison line"
+        },
+    )
     match_rehearsal_batch_size: int = field(
         default=16,
         metadata={
@@ -143,6 +150,7 @@ def main(
             rehearsal=corpus_batches(
                 corpus["train"], processor, script_args.match_rehearsal_batch_size, training_args
             ),
+            forms=tuple(script_args.match_forms),
         )
         matching["rehearsal_batch_size"] = script_args.match_rehearsal_batch_size
         logger.info("word matching, held-out lines: %s", matching["heldout"])
@@ -302,20 +310,23 @@ def _stages_one_and_two(
     return record, main_process
 
 
-def stage_three(source: Any) -> tuple[int, int] | None:
-    """What stage three is (steps, rehearsal batch), from a recipe or a card's record of it."""
+def stage_three(source: Any) -> tuple[int, int, tuple[str, ...]] | None:
+    """What stage three is (steps, rehearsal batch, forms), from a recipe or a card's record."""
     if isinstance(source, PretrainScriptArguments):
         steps, rehearse = source.match_steps, source.match_rehearsal_batch_size
+        forms = tuple(source.match_forms)
     else:
-        steps, rehearse = (
-            (source or {}).get("steps", 0),
-            (source or {}).get("rehearsal_batch_size", 0),
-        )
-    return (steps, rehearse) if steps else None
+        record = source or {}
+        steps, rehearse = record.get("steps", 0), record.get("rehearsal_batch_size", 0)
+        forms = tuple(record.get("forms", ["protocol"]))  # before forms, only the protocol's
+    return (steps, rehearse, forms) if steps else None
 
 
 def finished_stage_two(
-    out: Path, max_steps: int, corpus_info: dict[str, Any], wanted: tuple[int, int] | None
+    out: Path,
+    max_steps: int,
+    corpus_info: dict[str, Any],
+    wanted: tuple[int, int, tuple[str, ...]] | None,
 ) -> dict[str, Any] | None:
     """The record of stage two when `out` already holds its finished result for this recipe
     (same steps, same corpus), so that a run interrupted after it, or a recipe that adds stage
@@ -372,6 +383,14 @@ def learning_curve_callback(
     return LearningCurve()
 
 
+def _matching_scores(m: dict[str, Any]) -> str:
+    """`marks 0.98, verdict 1.00, question 0.99 (before: 0.00, 0.00, 0.52)`."""
+    keys = [k for k in ("marks", "verdict", "question", "comparison") if k in m["heldout"]]
+    now = ", ".join(f"{k} {m['heldout'][k]:.2f}" for k in keys)
+    before = ", ".join(f"{m['curve'][0][k]:.2f}" for k in keys)
+    return f"{now} (before: {before})"
+
+
 def write_card(out: Path, info: dict[str, Any]) -> None:
     """The model card: what the base was pretrained on, for how long, and how well it sees."""
     from creative4u.perception import TASKS
@@ -411,9 +430,8 @@ def write_card(out: Path, info: dict[str, Any]) -> None:
         *(
             [
                 f"| stage three: word matching (text only) | {m['steps']:,} steps, "
-                f"{m['lines_seen']:,} lines, {m['seconds'] / 60:.1f} min; held-out lines: marks "
-                f"{m['heldout']['marks']:.2f}, verdict {m['heldout']['verdict']:.2f} "
-                f"(before: {m['curve'][0]['marks']:.2f}, {m['curve'][0]['verdict']:.2f}) |"
+                f"{m['lines_seen']:,} lines ({', '.join(m.get('forms', ['protocol']))}), "
+                f"{m['seconds'] / 60:.1f} min; held-out lines: {_matching_scores(m)} |"
             ]
             if (m := info.get("word_matching"))
             else []

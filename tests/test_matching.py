@@ -9,10 +9,11 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 
-from creative4u.matching import batch, heldout, line, train_matching
-from creative4u.perception import FACTORS
+from creative4u.matching import FORMS, batch, heldout, line, train_matching
+from creative4u.perception import FACTORS, score
 
 LINE = re.compile(
     r"^Q(?P<q>[34]) (?:query|title) match: (?:query wants|title says) (?P<w>\S+): "
@@ -51,6 +52,61 @@ def test_lines_mark_the_wanted_word_and_the_verdict_follows() -> None:
     assert {q for _, q, _ in seen} == {"3", "4"} and {f for _, _, f in seen} == {True, False}
 
 
+QUESTION = re.compile(
+    r"^(?P<h>query wants|title says) (?P<w>\S+); A shows (?P<a>\S+); (?P<v>YES|NO)$"
+)
+COMPARISON = re.compile(
+    r"^(?P<h>query wants|title says) (?P<w>\S+): A (?P<a>\S+), B (?P<b>\S+) - (?P<v>A|B|same)$"
+)
+
+
+def test_question_and_comparison_lines_answer_by_word_equality() -> None:
+    """The perception tasks' own forms: read back here, and scored by the perception scorer as
+    the model card scores the base's answers."""
+    rng = random.Random(3)
+    seen: Counter = Counter()
+    for _ in range(1500):
+        text, spans = line(rng, "question")
+        m = QUESTION.match(text)
+        assert m, text
+        assert m["v"] == ("YES" if m["a"] == m["w"] else "NO"), text
+        assert len(spans) == 1 and text[spans[0][0] :].strip() == m["v"]
+        assert all(ok for _, ok in score("title_one", text, text))
+        seen["question", m["v"], m["h"]] += 1
+
+        text, spans = line(rng, "comparison")
+        m = COMPARISON.match(text)
+        assert m, text
+        ma, mb = m["a"] == m["w"], m["b"] == m["w"]
+        assert m["v"] == ("same" if ma == mb else "A" if ma else "B"), text
+        assert len(spans) == 1 and text[spans[0][0] :].strip() == m["v"]
+        if m["h"] == "title says":
+            assert m["w"] in FACTORS["colour"]
+        seen["comparison", m["v"], m["h"]] += 1
+    assert {v for f, v, _ in seen if f == "question"} == {"YES", "NO"}
+    assert {v for f, v, _ in seen if f == "comparison"} == {"A", "B", "same"}
+    assert {h for _, _, h in seen} == {"query wants", "title says"}
+    with pytest.raises(ValueError, match="question"):
+        line(rng, "riddle")
+
+
+def test_batches_mix_the_forms_asked_for(tiny_model: Path) -> None:
+    from creative4u.vlm import load_processor
+
+    tok = load_processor(str(tiny_model)).tokenizer
+    enc, _, _ = batch(tok, random.Random(2), 60, FORMS)
+    texts = tok.batch_decode(enc["input_ids"], skip_special_tokens=True)
+    kinds = Counter(
+        "protocol" if t.startswith("Q") else "question" if "; A shows" in t else "comparison"
+        for t in texts
+    )
+    assert set(kinds) == set(FORMS)
+    enc, _, _ = batch(tok, random.Random(2), 20)  # the protocol's lines alone by default
+    assert all(
+        t.startswith("Q") for t in tok.batch_decode(enc["input_ids"], skip_special_tokens=True)
+    )
+
+
 def test_decision_tokens_are_found_in_the_tokenised_batch(tiny_model: Path) -> None:
     from creative4u.vlm import load_processor
 
@@ -80,9 +136,13 @@ def test_it_trains_the_language_model_only(tiny_model: Path) -> None:
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     score = heldout(model, processor.tokenizer, n=64)
     assert score == heldout(model, processor.tokenizer, n=64)  # a fixed held-out draw
-    report = train_matching(model, processor.tokenizer, steps=3, batch_size=8, progress=False)
-    assert report["steps"] == 3 and report["lines_seen"] == 24
+    report = train_matching(
+        model, processor.tokenizer, steps=3, batch_size=8, progress=False, forms=FORMS
+    )
+    assert report["steps"] == 3 and report["lines_seen"] == 24 and report["forms"] == list(FORMS)
     assert [c["step"] for c in report["curve"]] == [0, 3]
+    # each form scored on its own held-out lines
+    assert {"marks", "verdict", "question", "comparison"} <= set(report["heldout"])
     moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert moved and all("visual" not in n for n in moved)
     assert any("embed_tokens" in n or "layers" in n for n in moved)

@@ -130,12 +130,20 @@ def test_model_pretrain_builds_trains_scores_and_resumes(tmp_path: Path) -> None
     assert "stage two already finished" in log and "resuming from" not in log
     added = json.loads((out / "creative4u_run.json").read_text())
     assert added["global_step"] == 2 and added["word_matching"]["steps"] == 3
+    assert added["word_matching"]["forms"] == ["protocol", "question", "comparison"]
+    assert {"marks", "question", "comparison"} <= set(added["word_matching"]["heldout"])
     assert (out / "model.safetensors").read_bytes() != weights  # stage three trained them
-    assert "stage three: word matching" in (out / "README.md").read_text()
-    # another stage three cannot be taken out of those weights: stage two runs again
-    log = run([*cmd, "--vision_steps", "0", "--max_steps", "2", "--match_steps", "0"])
+    card_text = (out / "README.md").read_text()
+    assert "stage three: word matching" in card_text and "question" in card_text
+    # another stage three (here: its lines in other forms) cannot be taken out of those
+    # weights: stage two runs again
+    log = run(
+        [*cmd, "--vision_steps", "0", "--max_steps", "2", "--match_steps", "3"]
+        + ["--match_forms", "protocol"]
+    )
     assert "stage two already finished" not in log
-    assert json.loads((out / "creative4u_run.json").read_text())["word_matching"] is None
+    again = json.loads((out / "creative4u_run.json").read_text())["word_matching"]
+    assert again["forms"] == ["protocol"]
 
 
 def test_shipped_base_matches_model_init(tmp_path: Path) -> None:

@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 from datasets import load_from_disk
 
+from creative4u.lexicon import CATEGORIES
 from creative4u.protocol import DIMENSION_IDS, parse
 from creative4u.schema import SPLITS
 from data.build import BuildConfig, build
-from data.teachers.scene import query_word
+from data.sim.world import PERSON_CATEGORIES
+from data.teachers.scene import product_noun, query_word
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,20 @@ def test_verdicts_are_the_true_comparisons_and_reasons_name_the_scene(
         other = v.swapped().dimensions["Q4"].reason  # the other order names A first too
         assert other.startswith(f"title says {colour}: ")
         assert re.search(r": (both \S+ (yes|no)|A \S+ (yes|no), B \S+ (yes|no))$", other)
+        # Q6 names what the product suits before who is shown: a person helps apparel, shoes,
+        # bags and beauty more than a prop, and other products less (the world's Q6 score)
+        q6 = v.dimensions["Q6"].reason
+        noun = next(n for n in CATEGORIES[r["category"]] if r["title"].endswith(" " + n))
+        suits = "model" if r["category"] in PERSON_CATEGORIES else "prop"
+        shown = (
+            f"both {a['person']}"
+            if a["person"] == b["person"]
+            else f"A {a['person']}, B {b['person']}"
+        )
+        assert q6 == f"{noun} suits a {suits}: {shown}", q6
+        if {a["person"], b["person"]} == {"model", "prop"}:
+            model_first = a["person"] == "model"
+            assert v.comparison("Q6") == ("A>B" if model_first == (suits == "model") else "A<B")
 
 
 def test_teacher_needs_a_scene_record_and_truth(world: Path, tmp_path: Path) -> None:
@@ -127,3 +143,17 @@ def test_cli_accepts_the_scene_teacher(world: Path, tmp_path: Path) -> None:
 def test_query_word(query: str, word: str) -> None:
     assert query_word(query) == word
     assert query_word("jacket") is None
+
+
+@pytest.mark.parametrize(
+    "title,noun",
+    [
+        ("Nova cute red tote bag", "tote bag"),
+        ("Lumi orange water bottle", "water bottle"),
+        ("Kiro vintage black boots", "boots"),
+        ("Acme widget", None),
+        ("bag of tricks", None),  # a product's name ends the title
+    ],
+)
+def test_product_noun(title: str, noun: str | None) -> None:
+    assert product_noun(title) == noun

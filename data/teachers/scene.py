@@ -53,6 +53,32 @@ def query_word(query: str) -> str | None:
     return next((w for w in query.lower().split() if w in QUERY_WORDS), None)
 
 
+def product_noun(title: str) -> str | None:
+    """The product a CreativeSim title names (its last words: `Nova cute red tote bag` -> `tote
+    bag`), or None for a title that ends in no product of the lexicon."""
+    from creative4u.lexicon import CATEGORIES
+
+    words = title.lower().split()
+    nouns = sorted((n for ns in CATEGORIES.values() for n in ns), key=len, reverse=True)
+    return next((n for n in nouns if words[-len(n.split()) :] == n.split()), None)
+
+
+def people_reason(fa: Mapping[str, str], fb: Mapping[str, str], title: str) -> str:
+    """Q6's reason: who or what each creative shows beside the product, after what the product
+    suits (`dress suits a model: A model, B prop`). Whether a person helps more than a prop depends
+    on the product (worn or carried, or not), which the title names; without it the verdict could
+    not follow from the reason."""
+    from creative4u.lexicon import CATEGORIES
+    from data.sim.world import PERSON_CATEGORIES
+
+    shown = pair_text(fa["person"], fb["person"])
+    noun = product_noun(title)
+    if noun is None:
+        return shown
+    category = next(c for c, ns in CATEGORIES.items() if noun in ns)
+    return f"{noun} suits a {'model' if category in PERSON_CATEGORIES else 'prop'}: {shown}"
+
+
 def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str) -> dict[str, str]:
     """One short reason per dimension, naming what each creative shows."""
     word = query_word(query)
@@ -69,7 +95,7 @@ def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str
         "Q3": q3,
         "Q4": q4,
         "Q5": "text " + pair_text(fa["text"], fb["text"], "; "),
-        "Q6": pair_text(fa["person"], fb["person"]),
+        "Q6": people_reason(fa, fb, title),
         "Q7": pair_text(fa["layout"], fb["layout"]),
         "Q8": pair_text(
             f"{fa['subject']} {fa['position']} {fa['crop']}",
