@@ -92,16 +92,20 @@ def parse_slots(text: str) -> dict[str, str]:
     return out
 
 
-def pair_text(a: str, b: str, sep: str = ", ", both: bool = True) -> str:
-    """`both x`, or `A x, B y` (`sep` "; " where the values hold commas themselves): how the
-    scene teacher's reasons name what two creatives show."""
+def pair_text(a: str, b: str, sep: str = ", ", both: bool = False) -> str:
+    """`A x, B y` (`sep` "; " where the values hold commas themselves): how the scene teacher's
+    reasons name what two creatives show, each creative on its own even when they show the same
+    (`A plain, B plain`). Writing `both x` for that case (`both=True`) asks a model to decide
+    equality before it has named either value: SFT models trained on it almost never wrote
+    `both`, wrote `A x, B x` instead, and missed 83 % of those verdicts (experiments/README.md)."""
     return f"both {a}" if both and a == b else f"A {a}{sep}B {b}"
 
 
-def marked_pair(wanted: str, a: str, b: str, both: bool = True) -> str:
-    """`A red yes, B blue no` or `both red no`: each shown value followed by whether it is the
-    wanted one. The scene teacher's query and title reasons and `creative4u.matching`'s lines are
-    both written with it, so the matching SFT starts with is in the words its rationales use."""
+def marked_pair(wanted: str, a: str, b: str, both: bool = False) -> str:
+    """`A red yes, B blue no`: each shown value followed by whether it is the wanted one. The
+    scene teacher's query and title reasons and `creative4u.matching`'s lines are both written with
+    it, so the matching SFT starts with is in the words its rationales use (the lines keep
+    `both red no` for two equal values, `both=True`, as the shipped base learnt them)."""
 
     def mark(v: str) -> str:
         return f"{v} {'yes' if v == wanted else 'no'}"
