@@ -151,3 +151,28 @@ def test_query_word(query: str, word: str) -> None:
 )
 def test_product_noun(title: str, noun: str | None) -> None:
     assert product_noun(title) == noun
+
+
+def test_rationales_fit_what_training_and_serving_generate(world: Path, tmp_path: Path) -> None:
+    """A rationale cut short is malformed: GRPO's completions and every generation the selector
+    serves must have room for the longest the teacher writes (with the small base's tokenizer,
+    which the demo trains)."""
+    import yaml
+
+    from creative4u.vlm import load_processor
+    from serve.config import ServeConfig
+
+    _build(world, tmp_path / "ds")
+    dd = load_from_disk(str(tmp_path / "ds"))
+    tok = load_processor(
+        str(Path(__file__).resolve().parents[1] / "models" / "small-base")
+    ).tokenizer
+    longest = max(
+        len(tok(r["rationale"])["input_ids"]) + 1  # the end-of-turn token
+        for s in SPLITS
+        for r in dd[s]
+        if r["rationale"]
+    )
+    grpo = yaml.safe_load(Path("recipes/small/grpo.yaml").read_text())
+    assert longest <= grpo["max_completion_length"], longest
+    assert longest <= ServeConfig().default_max_tokens, longest
