@@ -53,14 +53,28 @@ def query_word(query: str) -> str | None:
     return next((w for w in query.lower().split() if w in QUERY_WORDS), None)
 
 
+def _product_suits() -> dict[str, str]:
+    """Every product noun of the lexicon, longest first (`tote bag` before `bag`), with what it
+    suits: a model for the categories where a person helps more than a prop, a prop otherwise."""
+    from creative4u.lexicon import CATEGORIES
+    from data.sim.world import PERSON_CATEGORIES
+
+    suits = {
+        noun: "model" if category in PERSON_CATEGORIES else "prop"
+        for category, nouns in CATEGORIES.items()
+        for noun in nouns
+    }
+    return dict(sorted(suits.items(), key=lambda kv: len(kv[0]), reverse=True))
+
+
+PRODUCT_SUITS = _product_suits()
+
+
 def product_noun(title: str) -> str | None:
     """The product a CreativeSim title names (its last words: `Nova cute red tote bag` -> `tote
     bag`), or None for a title that ends in no product of the lexicon."""
-    from creative4u.lexicon import CATEGORIES
-
     words = title.lower().split()
-    nouns = sorted((n for ns in CATEGORIES.values() for n in ns), key=len, reverse=True)
-    return next((n for n in nouns if words[-len(n.split()) :] == n.split()), None)
+    return next((n for n in PRODUCT_SUITS if words[-len(n.split()) :] == n.split()), None)
 
 
 def people_reason(fa: Mapping[str, str], fb: Mapping[str, str], title: str) -> str:
@@ -68,15 +82,9 @@ def people_reason(fa: Mapping[str, str], fb: Mapping[str, str], title: str) -> s
     suits (`dress suits a model: A model, B prop`). Whether a person helps more than a prop depends
     on the product (worn or carried, or not), which the title names; without it the verdict could
     not follow from the reason."""
-    from creative4u.lexicon import CATEGORIES
-    from data.sim.world import PERSON_CATEGORIES
-
     shown = pair_text(fa["person"], fb["person"])
     noun = product_noun(title)
-    if noun is None:
-        return shown
-    category = next(c for c, ns in CATEGORIES.items() if noun in ns)
-    return f"{noun} suits a {'model' if category in PERSON_CATEGORIES else 'prop'}: {shown}"
+    return shown if noun is None else f"{noun} suits a {PRODUCT_SUITS[noun]}: {shown}"
 
 
 def reasons(fa: Mapping[str, str], fb: Mapping[str, str], query: str, title: str) -> dict[str, str]:
