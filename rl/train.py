@@ -42,6 +42,14 @@ class GRPOScriptArguments(PairDataArguments):
     validation_steps: int = field(
         default=50, metadata={"help": "score the policy on validation every N steps"}
     )
+    hard_pairs: int = field(
+        default=0,
+        metadata={
+            "help": "before training, answer this many training pairs (both orders, greedily) with "
+            "the starting policy and train only on the pairs it gets wrong in either order; 0: "
+            "train on every pair"
+        },
+    )
 
 
 def with_m2fn_preferences(
@@ -60,6 +68,66 @@ def with_m2fn_preferences(
         raise ValueError(f"no CreativePair row for {len(missing)} pair ids, e.g. {missing[0]!r}")
     probs = [1.0 - prefs[i] if s else prefs[i] for i, s in zip(ids, ds["swapped"], strict=True)]
     return ds.add_column("m2fn_p_a", probs)
+
+
+HARD_PAIRS = "creative4u_hard_pairs.json"
+
+
+def wrong_in_an_order(records: list[dict[str, Any]], pair_ids: list[str]) -> list[str]:
+    """Ids of the pairs (selection records, `pair` indexing `pair_ids`) whose answer is malformed
+    or names the wrong creative in at least one order, each order read in its own labels."""
+    from creative4u.metrics import per_order_records
+
+    wrong = {
+        o["pair"]
+        for o in per_order_records(records)
+        if not o["well_formed"] or o["winner"] != o["label"]
+    }
+    return [pair_ids[i] for i in sorted(wrong)]
+
+
+def mine_hard_pairs(
+    model: Any,
+    processor: Any,
+    split: Any,
+    n: int,
+    max_new_tokens: int,
+    seed: int,
+    out: Path,
+) -> dict[str, Any]:
+    """The training pairs the starting policy answers wrong in at least one order.
+
+    A group of completions that all earn the same reward has no advantage and teaches GRPO
+    nothing; on a policy that is right most of the time most groups are such, so the few prompts
+    a CPU budget affords are spent where the policy still errs (the rejection-sampled GRPO of
+    UnifiedReward-Think). `n` pairs, drawn with `seed`, go through the same selector validation
+    uses; the result (ids, the share found, the seconds) is written to `out`, so a resumed run
+    trains on the same pairs instead of mining again.
+    """
+    import time
+
+    from creative4u.engines import TransformersEngine
+    from creative4u.selection import AsyncSelector
+    from creative4u.validation import selection_records
+
+    path = out / HARD_PAIRS
+    if path.is_file():
+        return json.loads(path.read_text())
+    t0 = time.time()
+    rows = split.shuffle(seed=seed).select(range(min(n, len(split))))
+    selector = AsyncSelector(
+        TransformersEngine(model, processor, batch_size=16), default_max_tokens=max_new_tokens
+    )
+    hard = wrong_in_an_order(selection_records(selector, rows), rows["pair_id"])
+    mined = {
+        "scored_pairs": len(rows),
+        "hard_pair_ids": hard,
+        "hard_share": len(hard) / max(1, len(rows)),
+        "seconds": round(time.time() - t0, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(mined, indent=2) + "\n")
+    return mined
 
 
 class BestOnValidation:
@@ -183,12 +251,42 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         )
         train = concatenate_datasets([train, extra]).shuffle(seed=training_args.seed)
         sources.append(pairs["unlabelled"])
+    out = Path(training_args.output_dir)
+    mined = None
+    if script_args.hard_pairs > 0:
+        stale = out / HARD_PAIRS
+        if last_checkpoint(out) is None and stale.is_file() and training_args.should_save:
+            stale.unlink()  # a fresh run mines its own starting policy's errors
+        # the main process mines and writes the list; the other ranks read that list
+        with training_args.main_process_first(desc="mining hard pairs"):
+            mined = mine_hard_pairs(
+                model,
+                processor,
+                pairs[script_args.train_split],
+                script_args.hard_pairs,
+                training_args.max_completion_length or 256,
+                training_args.seed,
+                out,
+            )
+        hard = set(mined["hard_pair_ids"])
+        logger.info(
+            "hard pairs: %d of %d scored (%.1f %%) in %.0f s",
+            len(hard),
+            mined["scored_pairs"],
+            100 * mined["hard_share"],
+            mined["seconds"],
+        )
+        if not hard:
+            raise ValueError(
+                f"the starting policy answered all {mined['scored_pairs']} mined pairs right in "
+                "both orders: raise hard_pairs or set it to 0 to train on every pair"
+            )
+        train = train.filter(lambda pid: pid in hard, input_columns="pair_id")
     if "m2fn" in script_args.reward_funcs:
         if not script_args.m2fn_checkpoint:
             raise ValueError("reward 'm2fn' needs m2fn_checkpoint in the recipe")
         train = with_m2fn_preferences(train, sources, script_args.m2fn_checkpoint)
 
-    out = Path(training_args.output_dir)
     budget = time_budget_callback(script_args.max_train_seconds)
     best = BestOnValidation(
         processor,
@@ -241,6 +339,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
                 )
             ),
             "train_seconds": round(train_s, 1),
+            "hard_pairs": mined,
             "global_step": result.global_step,
             "best_step": best.best_step,
             "validation_curve": best.curve,
