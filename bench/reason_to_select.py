@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,19 @@ def main() -> None:
         "--continue-lr", type=float, default=2e-4, help="learning rate of the continued-SFT control"
     )
     p.add_argument("--eval-pairs", type=int, default=None)
+    p.add_argument(
+        "--sft-policy",
+        default=None,
+        help="an SFT policy already trained on --dataset (e.g. the demo's runs/demo/sft): copied "
+        "in as the SFT arm instead of training one",
+    )
+    p.add_argument(
+        "--hard-pairs",
+        type=int,
+        default=0,
+        help="GRPO trains on the pairs its starting policy gets wrong among this many (rl.train "
+        "hard_pairs); the control then also gets the seconds GRPO spent finding them",
+    )
     args = p.parse_args()
     out = Path(args.out)
     runs = {
@@ -90,6 +104,8 @@ def main() -> None:
         "sft_continued": out / "sft_continued",
     }
     common = ["--dataset_path", args.dataset]
+    if args.sft_policy and not runs["sft"].exists():
+        shutil.copytree(args.sft_policy, runs["sft"], ignore=shutil.ignore_patterns("checkpoint-*"))
     if not (runs["sft"] / "creative4u_run.json").exists():
         stage(
             "sft",
@@ -115,6 +131,8 @@ def main() -> None:
         "100000",
         "--max_train_seconds",
         str(args.grpo_seconds),
+        "--hard_pairs",
+        str(args.hard_pairs),
     ]
     if not (runs["grpo_m2fn"] / "creative4u_run.json").exists():
         stage("rl", args.grpo_recipe, *grpo, "--output_dir", str(runs["grpo_m2fn"]))
@@ -134,6 +152,9 @@ def main() -> None:
             "1.0",
             "0.2",
         )
+    # equal time: GRPO's training seconds plus what it spent finding its hard pairs
+    mined = json.loads((runs["grpo_m2fn"] / "creative4u_run.json").read_text()).get("hard_pairs")
+    control_seconds = args.grpo_seconds + (mined["seconds"] if mined else 0.0)
     if not (runs["sft_continued"] / "creative4u_run.json").exists():
         stage(
             "sft",
@@ -146,7 +167,7 @@ def main() -> None:
             "--max_steps",
             "100000",
             "--max_train_seconds",
-            str(args.grpo_seconds),
+            str(control_seconds),
             "--learning_rate",
             str(args.continue_lr),
             "--warmup_steps",
@@ -191,6 +212,7 @@ def main() -> None:
         "differences": diffs,
         "baselines": metrics["sft"]["baselines"],
         "sft_steps": sft_steps,
+        "control_seconds": control_seconds,
         "settings": vars(args),
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
