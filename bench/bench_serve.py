@@ -488,6 +488,15 @@ def main() -> None:
     }
     if "api_select_m2fn" in rate:
         ratios["api_m2fn_over_engine"] = rate["api_select_m2fn"] / rate["engine_direct"]
+    # each round ran the engine and the API back to back: their ratio within a round compares the
+    # same moment of the machine, so its spread says how much of a ratio is the machine's drift
+    per_round = [
+        api["pairs_per_s"] / eng["pairs_per_s"]
+        for api, eng in zip(
+            results["api_select"]["runs"], results["engine_direct"]["runs"], strict=True
+        )
+    ]
+    ratios["api_over_engine_median_of_rounds"] = statistics.median(per_round)
     print()
     print(f"{'way':<24} {'pairs/s':>9} {'range':>13} {'gen tokens':>11}")
     for k, v in results.items():
@@ -500,6 +509,7 @@ def main() -> None:
     print(f"\n(transformers compared: {best_tf})")
     for k, v in ratios.items():
         print(f"{k:<38} {v:.2f}x")
+    print(f"api / engine in each round: {', '.join(f'{r:.2f}' for r in per_round)}")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -515,6 +525,7 @@ def main() -> None:
         "transformers_compared": best_tf,
         "results": results,
         "ratios": ratios,
+        "api_over_engine_per_round": per_round,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
