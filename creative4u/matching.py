@@ -34,12 +34,15 @@ from typing import Any
 
 import torch
 
+from creative4u.lexicon import BRANDS, COLOURS, INTENTS, STYLES, product_title
 from creative4u.perception import FACTORS, comparison, marked_pair, question, wanted_head
+from creative4u.protocol import user_interest_text
 
 KINDS = ("colour", "style", "cue")
 # The forms a decision on word equality takes: the protocol's marked comparison (what CoT-SFT
-# writes), and the perception tasks' own question and comparison line (what the base answers).
-FORMS = ("protocol", "question", "comparison")
+# writes), and the perception tasks' own question and comparison line (what the base answers);
+# and one copy: the product the title names, written on the protocol's Q6 line.
+FORMS = ("protocol", "question", "comparison", "product")
 EVAL_SEED = 12345  # held-out lines: another draw than any training seed uses
 _MARK = re.compile(r" (?:yes|no)\b")  # no factor value is `yes` or `no` (`none` is not `no`)
 
@@ -49,6 +52,8 @@ def line(rng: random.Random, form: str = "protocol") -> tuple[str, list[tuple[in
     the question and the comparison line have the verdict only)."""
     if form not in FORMS:
         raise ValueError(f"unknown word-matching form {form!r}; choose from {', '.join(FORMS)}")
+    if form == "product":
+        return product_line(rng)
     kind = rng.choice(KINDS)
     wanted = rng.choice([v for v in FACTORS[kind] if v != "none"])
     others = [v for v in FACTORS[kind] if v != wanted]
@@ -74,6 +79,26 @@ def line(rng: random.Random, form: str = "protocol") -> tuple[str, list[tuple[in
     spans = [(m.start(), m.end()) for m in _MARK.finditer(text, len(head))]
     spans.append((len(text) - len(verdict) - 1, len(text)))
     return text, spans
+
+
+def product_line(rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
+    """The user's interest as the protocol's prompt writes it, then the Q6 line up to the
+    product the title names (`Q6 models and props: water bottle`), its span the
+    decision: copying a noun from the prompt, which a CoT-SFT policy of the shipped base did on 9 %
+    of its Q6 lines (experiments/README.md). What the product suits is not written: which of a
+    person or a prop users prefer comes from CreativePair only."""
+    _, noun, colour, _ = product_title(rng)
+    title = f"{rng.choice(BRANDS)} {colour} {noun}"
+    query = rng.choice(
+        [
+            f"{rng.choice(sorted(COLOURS))} {noun}",
+            f"{rng.choice(STYLES)} {noun}",
+            f"{noun} {rng.choice(INTENTS)}",
+        ]
+    )
+    head = f"{user_interest_text(query, title)}\nQ6 models and props: "
+    text = head + noun
+    return text, [(len(head) - 1, len(text))]
 
 
 def batch(

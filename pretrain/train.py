@@ -82,7 +82,8 @@ class PretrainScriptArguments:
         default_factory=lambda: ["protocol"],
         metadata={
             "help": "the forms stage three's lines take (creative4u.matching.FORMS): the "
-            "protocol's marked comparison, the perception question, the comparison line"
+            "protocol's marked comparison, the perception question, the comparison line, the "
+            "product the title names copied onto the Q6 line"
         },
     )
     match_rehearsal_batch_size: int = field(

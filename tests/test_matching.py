@@ -90,6 +90,25 @@ def test_question_and_comparison_lines_answer_by_word_equality() -> None:
         line(rng, "riddle")
 
 
+def test_product_lines_copy_the_titles_product_and_say_nothing_it_suits() -> None:
+    from creative4u.lexicon import CATEGORIES
+
+    nouns = {n for ns in CATEGORIES.values() for n in ns}
+    rng = random.Random(5)
+    seen = set()
+    for _ in range(200):
+        text, spans = line(rng, "product")
+        ((start, end),) = spans
+        query, title, q6 = text.split("\n")
+        noun = text[start:end].strip()
+        assert q6 == f"Q6 models and props: {noun}" and end == len(text)
+        assert title.startswith("Product title: ") and title.endswith(" " + noun)
+        assert query.startswith("Search query: ") and noun in query
+        assert noun in nouns and "suits" not in text and "=>" not in text
+        seen.add(noun)
+    assert len(seen) > 10 and any(" " in n for n in seen)  # many products, some of two words
+
+
 def test_batches_mix_the_forms_asked_for(tiny_model: Path) -> None:
     from creative4u.vlm import load_processor
 
@@ -97,7 +116,13 @@ def test_batches_mix_the_forms_asked_for(tiny_model: Path) -> None:
     enc, _, _ = batch(tok, random.Random(2), 60, FORMS)
     texts = tok.batch_decode(enc["input_ids"], skip_special_tokens=True)
     kinds = Counter(
-        "protocol" if t.startswith("Q") else "question" if "; A shows" in t else "comparison"
+        "protocol"
+        if t.startswith("Q")
+        else "product"
+        if t.startswith("Search query:")
+        else "question"
+        if "; A shows" in t
+        else "comparison"
         for t in texts
     )
     assert set(kinds) == set(FORMS)
