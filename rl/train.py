@@ -258,11 +258,15 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         if last_checkpoint(out) is None and stale.is_file() and training_args.should_save:
             stale.unlink()  # a fresh run mines its own starting policy's errors
         # the main process mines and writes the list; the other ranks read that list
+        in_train = set(train["pair_id"])  # `max_train_pairs` may have taken a subset
+        source = pairs[script_args.train_split].filter(
+            lambda pid: pid in in_train, input_columns="pair_id"
+        )
         with training_args.main_process_first(desc="mining hard pairs"):
             mined = mine_hard_pairs(
                 model,
                 processor,
-                pairs[script_args.train_split],
+                source,
                 script_args.hard_pairs,
                 training_args.max_completion_length or 256,
                 training_args.seed,

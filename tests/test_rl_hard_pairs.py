@@ -40,14 +40,16 @@ def test_grpo_trains_on_the_mined_pairs_and_a_resumed_run_keeps_them(
     pairs = make_pair_dataset(tmp_path / "pairs", products=8)
     train_ids = set(load_from_disk(str(pairs))["train"]["pair_id"])
     grpo = tmp_path / "grpo"
-    stage("rl", "grpo", tiny_model, pairs, grpo, "--hard_pairs", "3")
+    # more pairs asked for than training uses: only the pairs GRPO trains on are answered
+    limit = ("--hard_pairs", "10", "--max_train_pairs", "4")
+    stage("rl", "grpo", tiny_model, pairs, grpo, *limit)
     mined = json.loads((grpo / HARD_PAIRS).read_text())
-    assert mined["scored_pairs"] == 3
+    assert len(train_ids) > 10 and mined["scored_pairs"] == 4
     assert set(mined["hard_pair_ids"]) <= train_ids and mined["hard_pair_ids"]
     card = json.loads((grpo / "creative4u_run.json").read_text())
     assert card["hard_pairs"] == mined
 
     # resumed (2 more steps): the same pairs, not mined again
-    stage("rl", "grpo", tiny_model, pairs, grpo, "--hard_pairs", "3", "--max_steps", "4")
+    stage("rl", "grpo", tiny_model, pairs, grpo, *limit, "--max_steps", "4")
     assert json.loads((grpo / HARD_PAIRS).read_text()) == mined
     assert json.loads((grpo / "creative4u_run.json").read_text())["global_step"] == 4
