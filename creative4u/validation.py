@@ -32,6 +32,19 @@ def selection_records(selector: Any, split: Any, chunk: int = 64) -> list[dict[s
     return asyncio.run(run())
 
 
+def model_selector(
+    model: Any, processor: Any, max_new_tokens: int = 256, batch_size: int = 16
+) -> Any:
+    """The selector the server runs, answering with the model being trained (in memory)."""
+    from creative4u.engines import TransformersEngine
+    from creative4u.selection import AsyncSelector
+
+    return AsyncSelector(
+        TransformersEngine(model, processor, batch_size=batch_size),
+        default_max_tokens=max_new_tokens,
+    )
+
+
 def validation_accuracy(
     model: Any,
     processor: Any,
@@ -40,13 +53,7 @@ def validation_accuracy(
     max_new_tokens: int = 256,
     batch_size: int = 16,
 ) -> dict[str, Any]:
-    from creative4u.engines import TransformersEngine
-    from creative4u.selection import AsyncSelector
-
     rows = split.select(range(min(max_pairs, len(split))))
-    selector = AsyncSelector(
-        TransformersEngine(model, processor, batch_size=batch_size),
-        default_max_tokens=max_new_tokens,
-    )
+    selector = model_selector(model, processor, max_new_tokens, batch_size)
     m = selection_summary(selection_records(selector, rows))
     return {k: v for k, v in m.items() if "reliability" not in k}

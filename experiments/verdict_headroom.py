@@ -47,10 +47,10 @@ def main() -> None:
     hits = dict.fromkeys(["model's answer", *variants], 0)
     for r in records:
         hits["model's answer"] += r["winner"] == r["label"]
+        orders = [(o, parse(o["text"])) for o in r["orders"]]
         for name, true_dims in variants.items():
             p_first = []
-            for o in r["orders"]:
-                v = parse(o["text"])
+            for o, v in orders:
                 if not v.well_formed:
                     continue
                 signs = []

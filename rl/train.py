@@ -106,23 +106,18 @@ def mine_hard_pairs(
     """
     import time
 
-    from creative4u.engines import TransformersEngine
-    from creative4u.selection import AsyncSelector
-    from creative4u.validation import selection_records
+    from creative4u.validation import model_selector, selection_records
 
     path = out / HARD_PAIRS
     if path.is_file():
         return json.loads(path.read_text())
     t0 = time.time()
     rows = split.shuffle(seed=seed).select(range(min(n, len(split))))
-    selector = AsyncSelector(
-        TransformersEngine(model, processor, batch_size=16), default_max_tokens=max_new_tokens
-    )
+    selector = model_selector(model, processor, max_new_tokens)
     hard = wrong_in_an_order(selection_records(selector, rows), rows["pair_id"])
     mined = {
         "scored_pairs": len(rows),
         "hard_pair_ids": hard,
-        "hard_share": len(hard) / max(1, len(rows)),
         "seconds": round(time.time() - t0, 1),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -277,7 +272,7 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
             "hard pairs: %d of %d scored (%.1f %%) in %.0f s",
             len(hard),
             mined["scored_pairs"],
-            100 * mined["hard_share"],
+            100 * len(hard) / max(1, mined["scored_pairs"]),
             mined["seconds"],
         )
         if not hard:
