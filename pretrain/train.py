@@ -386,7 +386,7 @@ def learning_curve_callback(
 
 def _matching_scores(m: dict[str, Any]) -> str:
     """`marks 0.98, verdict 1.00, question 0.99 (before: 0.00, 0.00, 0.52)`."""
-    keys = [k for k in ("marks", "verdict", "question", "comparison") if k in m["heldout"]]
+    keys = [k for k in m["heldout"] if k not in ("step", "loss", "n")]  # one score per form
     now = ", ".join(f"{k} {m['heldout'][k]:.2f}" for k in keys)
     before = ", ".join(f"{m['curve'][0][k]:.2f}" for k in keys)
     return f"{now} (before: {before})"
