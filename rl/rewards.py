@@ -123,3 +123,24 @@ def consistency_reward(completions, **_: Any) -> list[float | None]:
         con = sum(v.comparison(d) == against for d in DIMENSION_IDS)
         out.append(pro / (pro + con) if pro + con else 0.5)
     return out
+
+
+@register("dimensions")
+def dimensions_reward(
+    completions, reference_verdicts: Sequence[str] | None = None, **_: Any
+) -> list[float | None]:
+    """Share of the protocol's dimension verdicts (Q3-Q9) that agree with the pair's CreativePair
+    rationale, read in the order shown: a dense signal for what the policy saw in each creative,
+    where `correct` only scores the last letter. None where the pair has no rationale."""
+    refs = list(reference_verdicts) if reference_verdicts is not None else [""] * len(completions)
+    out: list[float | None] = []
+    for v, ref in zip(verdicts(completions), refs, strict=True):
+        wanted = ref.split() if ref else []
+        if len(wanted) != len(DIMENSION_IDS):
+            out.append(None)
+        elif not v.well_formed:
+            out.append(0.0)
+        else:
+            hits = sum(v.comparison(d) == w for d, w in zip(DIMENSION_IDS, wanted, strict=True))
+            out.append(hits / len(DIMENSION_IDS))
+    return out

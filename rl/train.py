@@ -70,6 +70,29 @@ def with_m2fn_preferences(
     return ds.add_column("m2fn_p_a", probs)
 
 
+def with_reference_verdicts(ds: Any, splits: list[Any]) -> Any:
+    """Add `reference_verdicts` to formatted examples: the Q3-Q9 verdicts of each pair's
+    CreativePair rationale in the order the example shows it, space-separated ("" where the pair
+    has no well-formed rationale), for the `dimensions` reward."""
+    from creative4u.protocol import DIMENSION_IDS, parse
+
+    wanted = set(ds["pair_id"])
+    refs: dict[str, Any] = {}
+    for split in splits:
+        for pid, text in zip(split["pair_id"], split["rationale"], strict=True):
+            if pid in wanted:
+                refs[pid] = parse(text)
+    out = []
+    for pid, swapped in zip(ds["pair_id"], ds["swapped"], strict=True):
+        v = refs.get(pid)
+        if v is None or not v.well_formed:
+            out.append("")
+            continue
+        v = v.swapped() if swapped else v
+        out.append(" ".join(v.comparison(d) or "" for d in DIMENSION_IDS))
+    return ds.add_column("reference_verdicts", out)
+
+
 HARD_PAIRS = "creative4u_hard_pairs.json"
 
 
@@ -285,6 +308,8 @@ def main(script_args: GRPOScriptArguments, training_args, model_args: ModelArgum
         if not script_args.m2fn_checkpoint:
             raise ValueError("reward 'm2fn' needs m2fn_checkpoint in the recipe")
         train = with_m2fn_preferences(train, sources, script_args.m2fn_checkpoint)
+    if "dimensions" in script_args.reward_funcs:
+        train = with_reference_verdicts(train, sources)
 
     budget = time_budget_callback(script_args.max_train_seconds)
     best = BestOnValidation(

@@ -33,7 +33,7 @@ MALFORMED = [
 
 
 def test_registry_has_every_concern() -> None:
-    assert {"format", "correct", "m2fn", "consistency"} <= set(REWARDS)
+    assert {"format", "correct", "m2fn", "consistency", "dimensions"} <= set(REWARDS)
     with pytest.raises(ValueError, match="unknown reward"):
         get_rewards(["format", "nope"])
 
@@ -72,8 +72,26 @@ def test_consistency() -> None:
     assert r[1] == 1.0 and r[2] == 0.5 and r[3] == 0.0
 
 
+def test_dimensions() -> None:
+    ref = "A>B A=B A=B A=B A<B A=B A=B"  # Q3..Q9 of the pair's rationale, in the order shown
+    r = REWARDS["dimensions"](
+        [conv(GOOD_A), conv(text("B", {"Q3": "A>B", "Q7": "A<B"})), conv(BROKEN_A), conv(GOOD_A)],
+        reference_verdicts=[ref, ref, ref, ""],
+    )
+    # GOOD_A: Q3, Q4, Q6, Q9 agree; Q5 (A>B), Q7 (A=B), Q8 (A<B) do not
+    assert r[0] == pytest.approx(4 / 7)
+    assert r[1] == 1.0  # every verdict agrees, whatever the answer letter
+    assert r[2] == 0.0 and r[3] is None
+    assert REWARDS["dimensions"]([conv(GOOD_A)], reference_verdicts=["A>B A=B"]) == [None]
+
+
 @pytest.mark.parametrize("bad", MALFORMED)
 def test_malformed_gets_zero_and_never_raises(bad: str) -> None:
     for name, fn in REWARDS.items():
-        out = fn([conv(bad), bad, None], label=["A", "A", "A"], m2fn_p_a=[0.9, 0.9, 0.9])
+        out = fn(
+            [conv(bad), bad, None],
+            label=["A", "A", "A"],
+            m2fn_p_a=[0.9, 0.9, 0.9],
+            reference_verdicts=["A>B A=B A=B A=B A=B A=B A<B"] * 3,
+        )
         assert out == [0.0, 0.0, 0.0], name

@@ -87,3 +87,34 @@ def test_format_pairs_fits_each_distinct_image_once(tiny_model: Path, tmp_path: 
         assert ex["completion"] == ref["completion"] and ex["label"] == ref["label"]
         for got, want in zip(ex["images"], ref["images"], strict=True):
             assert got.size == want.size and got.tobytes() == want.convert(got.mode).tobytes()
+
+
+def test_reference_verdicts_follow_the_order_shown(tiny_model: Path, tmp_path: Path) -> None:
+    """The `dimensions` reward's reference: the rationale's Q3-Q9 verdicts, mirrored for B first."""
+    import re
+
+    from datasets import load_from_disk
+
+    from creative4u.training import format_pairs
+    from creative4u.vlm import load_processor
+    from rl.train import with_reference_verdicts
+
+    pairs = load_from_disk(str(make_pair_dataset(tmp_path, products=4)))["train"].select(range(5))
+    ds = format_pairs(
+        pairs, load_processor(str(tiny_model)), swap_augmentation=True, with_completion=False
+    )
+    out = with_reference_verdicts(ds, [pairs])
+    mirror = {"A>B": "A<B", "A<B": "A>B", "A=B": "A=B"}
+    for row in pairs:
+        # the verdict closing each Q3-Q9 line of the stored rationale, read independently
+        lines = [ln for ln in row["rationale"].splitlines() if re.match(r"Q[3-9] ", ln)]
+        stored = [re.search(r"(A[<>=]B)\s*$", ln).group(1) for ln in lines]  # type: ignore[union-attr]
+        got = {
+            ex["swapped"]: ex["reference_verdicts"].split()
+            for ex in out
+            if ex["pair_id"] == row["pair_id"]
+        }
+        assert got[False] == stored
+        assert got[True] == [mirror[c] for c in stored]
+    unknown = with_reference_verdicts(ds, [pairs.select(range(2))])
+    assert sum(r == "" for r in unknown["reference_verdicts"]) == 6  # 3 pairs x 2 orders
