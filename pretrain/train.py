@@ -86,6 +86,18 @@ class PretrainScriptArguments:
             "product the title names copied onto the Q6 line"
         },
     )
+    match_then_steps: int = field(
+        default=0,
+        metadata={
+            "help": "stage three's second phase: steps of lines in `match_then_forms` after the "
+            "`match_steps` in `match_forms`, with a schedule of its own (0: none); a form taught "
+            "after the protocol's lines leaves their marks as learnt, where mixed in from the "
+            "first step it held them at 0.91 (experiments/README.md)"
+        },
+    )
+    match_then_forms: list[str] = field(
+        default_factory=list, metadata={"help": "the forms of the second phase's lines"}
+    )
     match_rehearsal_batch_size: int = field(
         default=16,
         metadata={
@@ -93,6 +105,17 @@ class PretrainScriptArguments:
             "not overwrite the perception answers (0: none)"
         },
     )
+
+    def __post_init__(self) -> None:
+        # checked here, not when stage three draws its first line after an hour of stage two
+        from creative4u.matching import FORMS
+
+        for name in ("match_forms", "match_then_forms"):
+            unknown = [f for f in getattr(self, name) if f not in FORMS]
+            if unknown:
+                raise ValueError(f"{name}: unknown form(s) {unknown}; choose from {list(FORMS)}")
+        if self.match_then_steps and not self.match_then_forms:
+            raise ValueError("match_then_steps needs match_then_forms (the second phase's lines)")
 
 
 def main(
@@ -140,21 +163,31 @@ def main(
     if wanted and stage_three(matching) != wanted:
         from creative4u.matching import train_matching
 
-        set_seed(training_args.seed)
-        matching = train_matching(
-            model,
-            processor.tokenizer,
-            script_args.match_steps,
-            script_args.match_batch_size,
-            script_args.match_learning_rate,
-            training_args.seed,
-            rehearsal=corpus_batches(
-                corpus["train"], processor, script_args.match_rehearsal_batch_size, training_args
-            ),
-            forms=tuple(script_args.match_forms),
+        rehearsal = corpus_batches(
+            corpus["train"], processor, script_args.match_rehearsal_batch_size, training_args
         )
-        matching["rehearsal_batch_size"] = script_args.match_rehearsal_batch_size
-        logger.info("word matching, held-out lines: %s", matching["heldout"])
+        phases = [(script_args.match_steps, script_args.match_forms)]
+        if script_args.match_then_steps:
+            phases.append((script_args.match_then_steps, script_args.match_then_forms))
+        reports = []
+        for i, (steps, forms) in enumerate(phases):
+            set_seed(training_args.seed + i)
+            reports.append(
+                train_matching(
+                    model,
+                    processor.tokenizer,
+                    steps,
+                    script_args.match_batch_size,
+                    script_args.match_learning_rate,
+                    training_args.seed + i,  # the second phase draws other lines
+                    rehearsal=rehearsal,
+                    forms=tuple(forms),
+                )
+            )
+            logger.info("word matching (%s), held-out lines: %s", forms, reports[-1]["heldout"])
+        matching = {**reports[0], "rehearsal_batch_size": script_args.match_rehearsal_batch_size}
+        if len(reports) > 1:
+            matching["then"] = reports[1]
         model.save_pretrained(out)
 
     t1 = time.time()
@@ -311,23 +344,30 @@ def _stages_one_and_two(
     return record, main_process
 
 
-def stage_three(source: Any) -> tuple[int, int, tuple[str, ...]] | None:
-    """What stage three is (steps, rehearsal batch, forms), from a recipe or a card's record."""
+StageThree = tuple[int, int, tuple[str, ...], tuple[int, tuple[str, ...]] | None]
+
+
+def stage_three(source: Any) -> StageThree | None:
+    """What stage three is (steps, rehearsal batch, forms, and the second phase's steps and
+    forms if any), from a recipe or a card's record."""
     if isinstance(source, PretrainScriptArguments):
         steps, rehearse = source.match_steps, source.match_rehearsal_batch_size
         forms = tuple(source.match_forms)
+        then = source.match_then_steps, tuple(source.match_then_forms)
     else:
         record = source or {}
         steps, rehearse = record.get("steps", 0), record.get("rehearsal_batch_size", 0)
         forms = tuple(record.get("forms", ["protocol"]))  # before forms, only the protocol's
-    return (steps, rehearse, forms) if steps else None
+        second = record.get("then") or {}
+        then = second.get("steps", 0), tuple(second.get("forms", []))
+    return (steps, rehearse, forms, then if then[0] else None) if steps else None
 
 
 def finished_stage_two(
     out: Path,
     max_steps: int,
     corpus_info: dict[str, Any],
-    wanted: tuple[int, int, tuple[str, ...]] | None,
+    wanted: StageThree | None,
 ) -> dict[str, Any] | None:
     """The record of stage two when `out` already holds its finished result for this recipe
     (same steps, same corpus), so that a run interrupted after it, or a recipe that adds stage
@@ -435,6 +475,15 @@ def write_card(out: Path, info: dict[str, Any]) -> None:
                 f"{m['seconds'] / 60:.1f} min; held-out lines: {_matching_scores(m)} |"
             ]
             if (m := info.get("word_matching"))
+            else []
+        ),
+        *(
+            [
+                f"| stage three, then | {t['steps']:,} steps, {t['lines_seen']:,} lines "
+                f"({', '.join(t['forms'])}), {t['seconds'] / 60:.1f} min; held-out lines: "
+                f"{_matching_scores(t)} |"
+            ]
+            if (t := (info.get("word_matching") or {}).get("then"))
             else []
         ),
         f"| final training loss | {info['train_loss']:.4f} |",

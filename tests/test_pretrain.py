@@ -145,6 +145,19 @@ def test_model_pretrain_builds_trains_scores_and_resumes(tmp_path: Path) -> None
     again = json.loads((out / "creative4u_run.json").read_text())["word_matching"]
     assert again["forms"] == ["protocol"]
 
+    # a second phase (the product form after the protocol's lines) is another stage three too
+    log = run(
+        [*cmd, "--vision_steps", "0", "--max_steps", "2", "--match_steps", "3"]
+        + ["--match_forms", "protocol", "--match_then_steps", "2"]
+        + ["--match_then_forms", "protocol", "product"]
+    )
+    assert "stage two already finished" not in log
+    phased = json.loads((out / "creative4u_run.json").read_text())["word_matching"]
+    assert phased["forms"] == ["protocol"] and phased["steps"] == 3
+    assert phased["then"]["forms"] == ["protocol", "product"] and phased["then"]["steps"] == 2
+    assert {"marks", "product"} <= set(phased["then"]["heldout"])
+    assert "| stage three, then | 2 steps" in (out / "README.md").read_text()
+
 
 def test_shipped_base_matches_model_init(tmp_path: Path) -> None:
     """A change to the lexicon, the protocol text or the presets changes what `model init`
@@ -202,3 +215,29 @@ def test_shipped_base_sees_and_loads_in_vllm(tmp_path: Path) -> None:
         [sys.executable, "tests/scripts/vllm_generate.py", str(SHIPPED), *map(str, paths), str(out)]
     )
     assert json.loads(out.read_text())["base"][0]["generated_tokens"] > 0
+
+
+def test_stage_three_phases_are_checked_and_recorded() -> None:
+    """Unknown forms fail when the recipe is read, not after stage two; a card's record of a
+    two-phase stage three reads back as the recipe that made it, so a rerun does not redo it."""
+    from pretrain.train import PretrainScriptArguments, stage_three
+
+    with pytest.raises(ValueError, match="match_then_forms: unknown form"):
+        PretrainScriptArguments(match_steps=3, match_then_steps=2, match_then_forms=["produce"])
+    with pytest.raises(ValueError, match="needs match_then_forms"):
+        PretrainScriptArguments(match_steps=3, match_then_steps=2)
+    args = PretrainScriptArguments(
+        match_steps=3,
+        match_forms=["protocol"],
+        match_then_steps=2,
+        match_then_forms=["protocol", "product"],
+    )
+    record = {
+        "steps": 3,
+        "forms": ["protocol"],
+        "rehearsal_batch_size": args.match_rehearsal_batch_size,
+        "then": {"steps": 2, "forms": ["protocol", "product"]},
+    }
+    assert stage_three(args) == stage_three(record)
+    assert stage_three(args) != stage_three({**record, "then": None})
+    assert stage_three({**record, "then": None})[3] is None  # type: ignore[index]
