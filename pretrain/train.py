@@ -512,6 +512,18 @@ def write_card(out: Path, info: dict[str, Any]) -> None:
         f"type is about {side * 32 // 448} px high there, illegible type about "
         f"{max(1, side * 13 // 448)} px, so a description only names which text elements are "
         "legibly there, or `faint` when some illegible text is.",
+        *(
+            [
+                "",
+                f"`text` is the field the resolution limits: illegible type is about "
+                f"{max(1, side * 13 // 448)} px high, and telling it from no text is beyond the "
+                "vision tower (on the small preset a linear probe of its merged tokens did no "
+                "better than always answering `faint`; experiments/README.md, 'Why `text` stays "
+                "under 90 %').",
+            ]
+            if "text" in weak
+            else []
+        ),
         "",
         "Fields under 90 % on the held-out world: " + (", ".join(weak) if weak else "none") + ".",
     ]
