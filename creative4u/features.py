@@ -65,7 +65,9 @@ def _tesseract(img: Image.Image, *config: str, timeout: float) -> str:
             "tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-eng)"
         )
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    # lossless at any level: 1 encodes several times faster than the default 6, and the bytes
+    # only cross a pipe to tesseract
+    img.save(buf, format="PNG", compress_level=1)
     res = subprocess.run(
         ["tesseract", "stdin", "stdout", "--psm", "11", "-l", "eng", *config],
         input=buf.getvalue(),
@@ -153,11 +155,19 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 
 
+def channel_extremes(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The largest and smallest channel of every pixel of an (..., 3) array, the values of
+    `a.max(-1)` and `a.min(-1)`. numpy reduces a last axis of three elements one pixel at a time
+    (10.6 ms for a 672 x 672 image here); two elementwise passes over the channels take 0.4 ms."""
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    return np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+
+
 def colour_name_index(rgb: np.ndarray) -> np.ndarray:
     """Index into COLOUR_NAMES for every pixel of an (..., 3) RGB array, by hue/saturation/value
     rules (a perceptual naming: nearest-RGB naming calls dark orange "red" and pale pink "white")."""
     a = np.asarray(rgb, dtype=np.float32) / 255.0
-    mx, mn = a.max(-1), a.min(-1)
+    mx, mn = channel_extremes(a)
     v, c = mx, mx - mn
     s = np.where(mx > 0, c / np.maximum(mx, 1e-6), 0.0)
     r, g, b = a[..., 0], a[..., 1], a[..., 2]
@@ -209,7 +219,7 @@ def ocr_words(img: Image.Image, timeout: float = 30.0, min_conf: float = 55.0) -
         (round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS
     )
     arr = np.asarray(big)
-    passes = [big.convert("L"), Image.fromarray(arr.min(axis=2))]
+    passes = [big.convert("L"), Image.fromarray(channel_extremes(arr)[1])]
     words: list[dict] = []
     for im in passes:
         for line in _tesseract(im, "tsv", timeout=timeout).splitlines()[1:]:
@@ -354,7 +364,7 @@ def _skin_mask(a: np.ndarray) -> np.ndarray:
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cb = 128 - 0.1687 * r - 0.3313 * g + 0.5 * b
     cr = 128 + 0.5 * r - 0.4187 * g - 0.0813 * b
-    mx, mn = a.max(-1), a.min(-1)
+    mx, mn = channel_extremes(a)
     sat = (mx - mn) / np.maximum(mx, 1e-6)
     # the classic YCbCr skin box, minus pale tints and dark browns (wood, leather) that share it
     return (
@@ -402,7 +412,7 @@ def _colour_features(a: np.ndarray, names: np.ndarray, gray: np.ndarray) -> dict
     (Laplacian variance), left-right symmetry and the colour names covering 5 % or more."""
     from scipy import ndimage
 
-    mx, mn = a.max(-1), a.min(-1)
+    mx, mn = channel_extremes(a)
     sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
     rg, yb = a[..., 0] - a[..., 1], 0.5 * (a[..., 0] + a[..., 1]) - a[..., 2]
     shares = np.bincount(names.ravel(), minlength=len(COLOUR_NAMES)) / names.size

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from creative4u.features import (
     NUMERIC_FEATURES,
+    channel_extremes,
     colour_name,
     dominant_colour,
     measure,
@@ -211,3 +212,17 @@ def test_training_threads_respect_an_omp_thread_limit() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["2", "2", "2"], out.stderr
+
+
+@pytest.mark.parametrize(
+    "shape,dtype", [((37, 53, 3), np.uint8), ((5, 3), np.float32), ((2, 9, 11, 3), np.float64)]
+)
+def test_channel_extremes_are_numpys_reductions(shape, dtype):
+    """The measuring code's fast per-pixel max and min must be exactly numpy's, ties and all."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, size=shape).astype(dtype)
+    a[..., 1] = a[..., 0]  # ties between channels
+    mx, mn = channel_extremes(a)
+    assert mx.dtype == mn.dtype == a.dtype
+    np.testing.assert_array_equal(mx, a.max(-1))
+    np.testing.assert_array_equal(mn, a.min(-1))
