@@ -157,8 +157,8 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 
 def channel_extremes(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The largest and smallest channel of every pixel of an (..., 3) array, the values of
-    `a.max(-1)` and `a.min(-1)`. numpy reduces a last axis of three elements one pixel at a time
-    (10.6 ms for a 672 x 672 image here); two elementwise passes over the channels take 0.4 ms."""
+    `a.max(-1)` and `a.min(-1)`. numpy reduces a last axis of three elements one pixel at a time,
+    an order of magnitude slower than two elementwise passes over the channels."""
     r, g, b = a[..., 0], a[..., 1], a[..., 2]
     return np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
 
