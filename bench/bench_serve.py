@@ -232,6 +232,53 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+async def serving_engine(
+    model: str, max_tokens: int, concurrency: int, n_pairs: int, eager: bool = False
+) -> tuple[Any, Any, Any]:
+    """The engine, its selector and the API's config, built as `creative4u serve` builds them
+    (compiled unless `eager`), with the probe off and room for every pair in the queue."""
+    from creative4u.engines import LocalEngine
+    from creative4u.selection import AsyncSelector
+    from serve.config import Limits, ServeConfig
+
+    engine = LocalEngine.from_model(model, max_model_len=2048, enforce_eager=eager)
+    await engine.start()
+    selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
+    cfg = ServeConfig(
+        default_max_tokens=max_tokens,
+        max_concurrency=concurrency,
+        max_queue=n_pairs + 8,
+        probe_answer=False,
+        limits=Limits(),
+    )
+    return engine, selector, cfg
+
+
+async def start_servers(apps: dict[str, Any]) -> tuple[dict[str, Any], list[Any], dict[str, str]]:
+    """Each app on uvicorn on a free local port: (servers, their tasks, base URLs), once all
+    have started."""
+    import uvicorn
+
+    from serve.launch import free_port
+
+    servers, tasks, bases = {}, [], {}
+    for name, app in apps.items():
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        servers[name] = uvicorn.Server(config)
+        tasks.append(asyncio.create_task(servers[name].serve()))
+        bases[name] = f"http://127.0.0.1:{port}"
+    while not all(s.started for s in servers.values()):
+        await asyncio.sleep(0.1)
+    return servers, tasks, bases
+
+
+def write_bodies(path: Path, pairs: list[Pair], max_tokens: int) -> Path:
+    """The `/v1/select` bodies of `pairs`, one per line, for a client process to read."""
+    path.write_text("\n".join(b.decode() for b in request_bodies(pairs, max_tokens)) + "\n")
+    return path
+
+
 async def side_by_side(
     model: str,
     n_pairs: int,
@@ -243,39 +290,15 @@ async def side_by_side(
     work: Path,
     eager: bool = False,
 ) -> dict[str, Any]:
-    import uvicorn
-
-    from creative4u.engines import LocalEngine
-    from creative4u.selection import AsyncSelector
     from serve.app import create_app
-    from serve.config import Limits, ServeConfig
-    from serve.launch import free_port
 
-    # built as `creative4u serve` builds it: compiled unless --enforce-eager
-    engine = LocalEngine.from_model(model, max_model_len=2048, enforce_eager=eager)
-    await engine.start()
-    selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
-    cfg = ServeConfig(
-        default_max_tokens=max_tokens,
-        max_concurrency=concurrency,
-        max_queue=n_pairs + 8,
-        probe_answer=False,
-        limits=Limits(),
-    )
+    engine, selector, cfg = await serving_engine(model, max_tokens, concurrency, n_pairs, eager)
     apps = {"api_select": create_app(engine, cfg)}
     if m2fn:
         from creative4u import m2fn as m2fn_pkg
 
         apps["api_select_m2fn"] = create_app(engine, cfg, ctr_scorer=m2fn_pkg.load(m2fn))
-    servers, tasks, bases = {}, [], {}
-    for name, app in apps.items():
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        servers[name] = uvicorn.Server(config)
-        tasks.append(asyncio.create_task(servers[name].serve()))
-        bases[name] = f"http://127.0.0.1:{port}"
-    while not all(s.started for s in servers.values()):
-        await asyncio.sleep(0.1)
+    servers, tasks, bases = await start_servers(apps)
 
     batches = iter(range(1, 10_000))
 
@@ -283,9 +306,7 @@ async def side_by_side(
         return make_pairs(n, seed * 10_000 + next(batches))
 
     def bodies_file(pairs: list[Pair]) -> Path:
-        path = work / f"bodies_{next(batches)}.jsonl"
-        path.write_text("\n".join(b.decode() for b in request_bodies(pairs, max_tokens)) + "\n")
-        return path
+        return write_bodies(work / f"bodies_{next(batches)}.jsonl", pairs, max_tokens)
 
     await direct(engine, selector, fresh(2), max_tokens, None)  # warm-up, every path once
     for base in bases.values():

@@ -39,8 +39,10 @@ from bench_serve import (  # noqa: E402
     direct,
     event_loop_factory,
     make_pairs,
-    request_bodies,
+    serving_engine,
+    start_servers,
     through_api,
+    write_bodies,
 )
 
 
@@ -101,31 +103,12 @@ async def occupied(coro: Any, engine: Any, metrics: Any) -> dict[str, Any]:
 
 
 async def measure(model: str, n_pairs: int, max_tokens: int, conc: int, rounds: int, work: Path):
-    import uvicorn
-
-    from creative4u.engines import LocalEngine
-    from creative4u.selection import AsyncSelector
     from serve.app import create_app
-    from serve.config import Limits, ServeConfig
-    from serve.launch import free_port
 
-    engine = LocalEngine.from_model(model, max_model_len=2048, enforce_eager=False)
-    await engine.start()
-    selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
-    cfg = ServeConfig(
-        default_max_tokens=max_tokens,
-        max_concurrency=conc,
-        max_queue=n_pairs + 8,
-        probe_answer=False,
-        limits=Limits(),
-    )
+    engine, selector, cfg = await serving_engine(model, max_tokens, conc, n_pairs)
     app = create_app(engine, cfg)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.1)
-    url = f"http://127.0.0.1:{port}"
+    servers, tasks, bases = await start_servers({"api": app})
+    url = bases["api"]
     everything = os.sched_getaffinity(0)
     front = everything - worker_cpus()
     if not front:
@@ -133,10 +116,9 @@ async def measure(model: str, n_pairs: int, max_tokens: int, conc: int, rounds: 
     seeds = iter(range(1, 10_000))
 
     def bodies(n: int) -> Path:
-        path = work / f"bodies_{next(seeds)}.jsonl"
-        body = request_bodies(make_pairs(n, next(seeds)), max_tokens)
-        path.write_text("\n".join(b.decode() for b in body) + "\n")
-        return path
+        return write_bodies(
+            work / f"bodies_{next(seeds)}.jsonl", make_pairs(n, next(seeds)), max_tokens
+        )
 
     await direct(engine, selector, make_pairs(2, 0), max_tokens, None)  # warm-up
     await through_api(url, bodies(2), 2, 2)
@@ -167,8 +149,8 @@ async def measure(model: str, n_pairs: int, max_tokens: int, conc: int, rounds: 
             )
     finally:
         pin(everything)
-        server.should_exit = True
-        await serving
+        servers["api"].should_exit = True
+        await asyncio.gather(*tasks)
         await engine.close()
     return runs, sorted(front), sorted(everything - front)
 
