@@ -81,14 +81,24 @@ async def in_image_pool(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(image_pool(), fn, *args)
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL image mode to RGB the way every stage does it."""
+def to_rgb(img: Image.Image, *, owned: bool = False) -> Image.Image:
+    """Convert any PIL image mode to RGB the way every stage does it.
+
+    The caller's image is never modified (an RGB one is returned as a copy), unless `owned`
+    says the caller just decoded it and hands it over: then it is rotated in place and returned
+    as is, which spares a serving request two full copies of every creative.
+    """
     if getattr(img, "is_animated", False):
         img.seek(0)
-    img = ImageOps.exif_transpose(img) or img
+    if owned:
+        ImageOps.exif_transpose(img, in_place=True)
+    else:
+        rotated = ImageOps.exif_transpose(img)
+        if rotated is not None and rotated is not img:
+            img, owned = rotated, True
     mode = img.mode
     if mode == "RGB":
-        return img.copy()
+        return img if owned else img.copy()
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -145,7 +155,7 @@ def load_image(
                 )
         img = Image.open(io.BytesIO(data))
         img.load()
-        return to_rgb(img)
+        return to_rgb(img, owned=True)
     except ImageError:
         raise
     except UnidentifiedImageError as e:

@@ -113,3 +113,28 @@ def test_prepare_image_matches_processor(tiny_model, size) -> None:
     out = proc.image_processor(images=[img], return_tensors="pt")
     h, w = (int(x) for x in out["image_grid_thw"][0][1:])
     assert (h * 14, w * 14) == (img.height, img.width)
+
+
+def _exif_rotated_jpeg() -> tuple[bytes, Image.Image]:
+    """A 40x20 JPEG, left half red, whose EXIF says 'rotate 90 degrees clockwise to view'."""
+    img = Image.new("RGB", (40, 20), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _bytes(img, "JPEG", exif=exif, quality=95), img
+
+
+def test_exif_orientation_applied_and_callers_image_untouched() -> None:
+    raw, _ = _exif_rotated_jpeg()
+    decoded = load_image(raw)
+    assert decoded.size == (20, 40)  # turned upright
+    r, g, b = decoded.getpixel((10, 5))
+    assert r > 200 and b < 60  # the red half is now on top
+    opened = Image.open(io.BytesIO(raw))
+    from_pil = load_image(opened)
+    assert np.array_equal(np.asarray(from_pil), np.asarray(decoded))
+    assert opened.size == (40, 20)  # the caller's image is not rotated in place
+    rgb = Image.new("RGB", (8, 8), (1, 2, 3))
+    out = load_image(rgb)
+    out.putpixel((0, 0), (9, 9, 9))
+    assert rgb.getpixel((0, 0)) == (1, 2, 3)  # nor shared with the result
