@@ -2,7 +2,8 @@
 
 vLLM on CPU binds its model worker to the cores of one NUMA node and keeps one core back for its
 scheduler process ("reserved_cpus" in its log). On a 2-core machine that leaves the model one
-thread. This script runs the engine-direct measurement of `bench_serve.py` (same pairs, both
+thread; short jobs run the model inside the engine-core process instead, on both cores
+(`creative4u.generation.ensure_cpu_env`), and the worker-process rows measure vLLM's default. This script runs the engine-direct measurement of `bench_serve.py` (same pairs, both
 orders, same `max_tokens`, every pair at once; `--repeats` timed rounds on new creatives each,
 median) once per setting, each in a fresh process (the settings are read when the engine starts),
 and writes which one is fastest here.
@@ -30,15 +31,32 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "eager, vLLM's default binding (auto)": {"env": {}, "engine": {}},
-    "worker on all cores": {"env": {"VLLM_CPU_OMP_THREADS_BIND": "all"}, "engine": {}},
-    "no binding": {"env": {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}, "engine": {}},
+    "eager, as short jobs run it (the model in vLLM's engine-core process)": {
+        "env": {},
+        "engine": {},
+    },
+    "the model in a worker process of its own (vLLM's CPU default, what a server runs)": {
+        "env": {},
+        "engine": {"worker_process": True},
+    },
+    "worker process on all cores": {
+        "env": {"VLLM_CPU_OMP_THREADS_BIND": "all"},
+        "engine": {"worker_process": True},
+    },
+    "worker process, no binding": {
+        "env": {"VLLM_CPU_OMP_THREADS_BIND": "nobind"},
+        "engine": {"worker_process": True},
+    },
     "8192 batched tokens": {"env": {}, "engine": {"max_num_batched_tokens": 8192}},
     "8192 batched tokens, 256 sequences": {
         "env": {},
         "engine": {"max_num_batched_tokens": 8192, "max_num_seqs": 256},
     },
     "compiled (torch.compile)": {"env": {}, "engine": {"enforce_eager": False}},
+    "compiled, worker process (as `creative4u serve` runs it)": {
+        "env": {},
+        "engine": {"enforce_eager": False, "worker_process": True},
+    },
     "no answer log-probabilities": {"env": {}, "engine": {}, "answer_logprobs": False},
 }
 """`"all"` is expanded to this machine's CPU list (e.g. "0-1") when the run starts."""

@@ -233,15 +233,23 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def serving_engine(
-    model: str, max_tokens: int, concurrency: int, n_pairs: int, eager: bool = False
+    model: str,
+    max_tokens: int,
+    concurrency: int,
+    n_pairs: int,
+    eager: bool = False,
+    worker_process: bool = True,
 ) -> tuple[Any, Any, Any]:
     """The engine, its selector and the API's config, built as `creative4u serve` builds them
-    (compiled unless `eager`), with the probe off and room for every pair in the queue."""
+    (compiled unless `eager`, the model in a worker process of its own unless not
+    `worker_process`), with the probe off and room for every pair in the queue."""
     from creative4u.engines import LocalEngine
     from creative4u.selection import AsyncSelector
     from serve.config import Limits, ServeConfig
 
-    engine = LocalEngine.from_model(model, max_model_len=2048, enforce_eager=eager)
+    engine = LocalEngine.from_model(
+        model, max_model_len=2048, enforce_eager=eager, worker_process=worker_process
+    )
     await engine.start()
     selector = AsyncSelector(engine, default_max_tokens=max_tokens, probe_answer=False)
     cfg = ServeConfig(
@@ -289,10 +297,13 @@ async def side_by_side(
     m2fn: str | None,
     work: Path,
     eager: bool = False,
+    worker_process: bool = True,
 ) -> dict[str, Any]:
     from serve.app import create_app
 
-    engine, selector, cfg = await serving_engine(model, max_tokens, concurrency, n_pairs, eager)
+    engine, selector, cfg = await serving_engine(
+        model, max_tokens, concurrency, n_pairs, eager, worker_process
+    )
     apps = {"api_select": create_app(engine, cfg)}
     if m2fn:
         from creative4u import m2fn as m2fn_pkg
@@ -454,6 +465,12 @@ def main() -> None:
         help="run vLLM eagerly (default: compiled, as `creative4u serve` runs it)",
     )
     p.add_argument(
+        "--model-in-engine-core",
+        action="store_true",
+        help="run the model inside vLLM's engine-core process, as short jobs do (default: a "
+        "worker process of its own, as `creative4u serve` runs it; CPU only)",
+    )
+    p.add_argument(
         "--loop",
         choices=["uvloop", "asyncio"],
         default="uvloop",
@@ -491,6 +508,7 @@ def main() -> None:
                 m2fn,
                 tmp,
                 eager=args.enforce_eager,
+                worker_process=not args.model_in_engine_core,
             )
         )
     for bs in args.batch_size:
@@ -541,6 +559,7 @@ def main() -> None:
         "concurrency": c,
         "repeats": args.repeats,
         "vllm_compiled": not args.enforce_eager,
+        "model_in_engine_core": args.model_in_engine_core,
         "event_loop": args.loop,
         "client": "aiohttp (api_select_httpx_client: httpx), a separate process on this machine",
         "transformers_compared": best_tf,

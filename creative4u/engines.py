@@ -210,10 +210,12 @@ class LocalEngine(Engine):
         model_name: str,
         engine_kwargs: dict[str, Any],
         adapters: dict[str, str] | None = None,
+        worker_process: bool = False,
     ):
         super().__init__(processor, model_name)
         self.ref = ref
         self.engine_kwargs = engine_kwargs
+        self.worker_process = worker_process
         self.adapters = dict(adapters or {})
         self._llm: Any = None
         self._loras: dict[str, Any] = {}
@@ -229,9 +231,13 @@ class LocalEngine(Engine):
         served_model_name: str = "creative4u",
         max_model_len: int = 4096,
         adapters: dict[str, str] | None = None,
+        worker_process: bool = False,
         **engine_overrides: Any,
     ) -> LocalEngine:
-        """`adapters` serves more LoRA adapters of the same base, each under its own name."""
+        """`adapters` serves more LoRA adapters of the same base, each under its own name.
+        `worker_process` keeps vLLM's CPU default of a model worker process of its own (what a
+        server runs); short jobs run the model in the engine-core process
+        (`creative4u.generation.ensure_cpu_env`). It changes nothing on GPUs."""
         from creative4u.generation import default_engine_kwargs
         from creative4u.vlm import adapter_rank, load_processor, resolve
 
@@ -255,7 +261,7 @@ class LocalEngine(Engine):
                 max_loras=len(paths),
                 max_lora_rank=max(8, *(adapter_rank(a) for a in paths)),
             )
-        return cls(ref, processor, served_model_name, kwargs, adapters)
+        return cls(ref, processor, served_model_name, kwargs, adapters, worker_process)
 
     def _lora_for(self, params: GenParams) -> Any:
         if not params.use_adapter:
@@ -277,7 +283,7 @@ class LocalEngine(Engine):
             return
         from creative4u.generation import ensure_cpu_env
 
-        ensure_cpu_env()
+        ensure_cpu_env(self.worker_process)
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 

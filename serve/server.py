@@ -69,6 +69,7 @@ def engine_from_args(args: argparse.Namespace) -> Any:
             served_model_name=args.served_model_name,
             max_model_len=args.max_model_len,
             adapters=adapters,
+            worker_process=True,  # measured: `ensure_cpu_env`
             **overrides,
         )
     if not args.engine.startswith(("http://", "https://")):
