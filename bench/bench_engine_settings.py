@@ -3,7 +3,8 @@
 vLLM on CPU binds its model worker to the cores of one NUMA node and keeps one core back for its
 scheduler process ("reserved_cpus" in its log). On a 2-core machine that leaves the model one
 thread; short jobs run the model inside the engine-core process instead, on both cores
-(`creative4u.generation.ensure_cpu_env`), and the worker-process rows measure vLLM's default. This script runs the engine-direct measurement of `bench_serve.py` (same pairs, both
+(`creative4u.generation.ensure_cpu_env`), and the worker-process rows measure vLLM's default.
+This script runs the engine-direct measurement of `bench_serve.py` (same pairs, both
 orders, same `max_tokens`, every pair at once; `--repeats` timed rounds on new creatives each,
 median) once per setting, each in a fresh process (the settings are read when the engine starts),
 and writes which one is fastest here.

@@ -6,8 +6,9 @@ processing and output handling) or the scheduler itself off the worker's core. T
 engine instance and alternating within each round (the order flipped every round):
 
   free    - as `creative4u serve` runs today: only the worker is bound;
-  pinned  - every thread of this process and of vLLM's scheduler process, and the client process,
-            bound to the cores the worker does not use;
+  pin     - (`--lever pin`, the default) every thread of this process and of vLLM's scheduler
+            process, and the client process, bound to the cores the worker does not use;
+  nice    - (`--lever nice --nice N`) every thread of vLLM's scheduler process at nice N;
 
 and under each, the engine called in process and `/v1/select` over HTTP, 32 pairs in flight, new
 creatives for every measurement (`bench/bench_serve.py`'s pairs, bodies and clients). It also
@@ -17,7 +18,7 @@ engine step slower".
 
     python experiments/serve_core_pinning.py --model models/small-base --rounds 5
 
-Writes experiments/results/serve_core_pinning.json.
+Writes experiments/results/serve_core_pinning.json (serve_scheduler_priority.json with --lever nice).
 """
 
 from __future__ import annotations
@@ -46,23 +47,35 @@ from bench_serve import (  # noqa: E402
 )
 
 
+def for_each_thread(procs: Any, keep: Any, act: Any) -> None:
+    """`act(thread_id)` on every thread of the processes in `procs` whose name `keep` accepts;
+    a process or thread that exits meanwhile is skipped."""
+    import psutil
+
+    for proc in procs:
+        try:
+            if not keep(proc.name()):
+                continue
+            for t in proc.threads():
+                try:
+                    act(t.id)
+                except OSError:  # a thread that has just exited
+                    pass
+        except psutil.Error:
+            pass
+
+
 def pin(cpus: set[int]) -> None:
     """Bind every thread of this process and of its children, except vLLM's model worker (which
     keeps its own binding), to `cpus`. A child started later inherits the caller's binding."""
     import psutil
 
     me = psutil.Process()
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            if "Worker" in proc.name():
-                continue
-            for t in proc.threads():
-                try:
-                    os.sched_setaffinity(t.id, cpus)
-                except OSError:  # a thread that has just exited
-                    pass
-        except psutil.Error:
-            pass
+    for_each_thread(
+        [me, *me.children(recursive=True)],
+        lambda name: "Worker" not in name,
+        lambda tid: os.sched_setaffinity(tid, cpus),
+    )
 
 
 def renice_scheduler(value: int) -> None:
@@ -70,17 +83,11 @@ def renice_scheduler(value: int) -> None:
     it wins the core it shares with the API process and the clients whenever it is runnable."""
     import psutil
 
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if "EngineCore" not in proc.name():
-                continue
-            for t in proc.threads():
-                try:
-                    os.setpriority(os.PRIO_PROCESS, t.id, value)
-                except OSError:  # a thread that has just exited
-                    pass
-        except psutil.Error:
-            pass
+    for_each_thread(
+        psutil.Process().children(recursive=True),
+        lambda name: "EngineCore" in name,
+        lambda tid: os.setpriority(os.PRIO_PROCESS, tid, value),
+    )
 
 
 def worker_cpus() -> set[int]:

@@ -115,17 +115,17 @@ def test_prepare_image_matches_processor(tiny_model, size) -> None:
     assert (h * 14, w * 14) == (img.height, img.width)
 
 
-def _exif_rotated_jpeg() -> tuple[bytes, Image.Image]:
+def _exif_rotated_jpeg() -> bytes:
     """A 40x20 JPEG, left half red, whose EXIF says 'rotate 90 degrees clockwise to view'."""
     img = Image.new("RGB", (40, 20), (0, 0, 255))
     img.paste((255, 0, 0), (0, 0, 20, 20))
     exif = Image.Exif()
     exif[0x0112] = 6
-    return _bytes(img, "JPEG", exif=exif, quality=95), img
+    return _bytes(img, "JPEG", exif=exif, quality=95)
 
 
 def test_exif_orientation_applied_and_callers_image_untouched() -> None:
-    raw, _ = _exif_rotated_jpeg()
+    raw = _exif_rotated_jpeg()
     decoded = load_image(raw)
     assert decoded.size == (20, 40)  # turned upright
     r, g, b = decoded.getpixel((10, 5))
