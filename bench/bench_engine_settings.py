@@ -175,7 +175,7 @@ def main() -> None:
         f"Written by `python bench/bench_engine_settings.py`: {args.pairs} pairs x 2 orders, "
         f"{args.max_tokens} tokens, engine called in process, one fresh process per setting, "
         f"{args.repeats} rounds of new creatives each. Every row runs eagerly (`enforce_eager`, "
-        "the CPU default of short jobs) except the compiled one.",
+        "the CPU default of short jobs) except the compiled ones.",
         "",
         "| setting | env | engine args | pairs/s (median) | rounds | x first row |",
         "|---|---|---|---|---|---|",
