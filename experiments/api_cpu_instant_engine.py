@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -82,6 +83,8 @@ def use_image_work(condition: str, pool_threads: int) -> None:
         hand_off = run_here
     else:
         threads = 1 if condition == "pool 1" else pool_threads
+        if images._POOL is not None:
+            images._POOL.shutdown()  # idle by now: the last condition's requests have answered
         images._POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="img")
         hand_off = images.in_image_pool
     inputs.in_image_pool = selection.in_image_pool = hand_off
@@ -117,8 +120,6 @@ def decode_times(pngs: list[bytes]) -> dict[str, float]:
 
 
 async def measure(model: str, n: int, concurrency: int, rounds: int) -> dict[str, Any]:
-    import os
-
     from transformers import AutoProcessor
 
     from creative4u.images import fit_to_pixels, processor_pixel_bounds, to_png_bytes
