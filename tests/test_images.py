@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import os
+import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from creative4u import images
 from creative4u.images import ImageError, fit_to_pixels, load_image, prepare_image, to_data_url
 
 
@@ -138,3 +142,19 @@ def test_exif_orientation_applied_and_callers_image_untouched() -> None:
     out = load_image(rgb)
     out.putpixel((0, 0), (9, 9, 9))
     assert rgb.getpixel((0, 0)) == (1, 2, 3)  # nor shared with the result
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread nice is a Unix feature")
+def test_image_pool_threads_run_below_the_process() -> None:
+    """The server's image work yields the cores to vLLM's scheduler and worker: the pool's
+    threads run IMAGE_POOL_NICE steps below the thread that asked for the pool, which keeps its
+    own priority."""
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    in_pool = asyncio.run(images.in_image_pool(nice))
+    assert images.IMAGE_POOL_NICE > 0
+    assert in_pool == min(19, here + images.IMAGE_POOL_NICE)
+    assert nice() == here
