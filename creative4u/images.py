@@ -67,8 +67,9 @@ _POOL: ThreadPoolExecutor | None = None
 IMAGE_POOL_NICE = int(os.environ.get("CREATIVE4U_IMAGE_POOL_NICE", "10"))
 """How much lower than the process the image pool's threads run (Unix nice increments; 0 keeps
 them level). On a busy server vLLM's scheduler and model worker then get the cores first, and
-a creative is decoded in the time they leave: through `/v1/select` 3 % more pairs a second on two
-cores, paired round by round (experiments/README.md, "The image pool's priority")."""
+a creative is decoded in the time they leave: through `/v1/select` 2-3 % more pairs a second on
+two cores, paired round by round (experiments/README.md, "What the image work costs the real
+engine, and the image pool's priority")."""
 
 
 def lower_thread_priority(increment: int) -> None:
