@@ -299,6 +299,13 @@ async def start_servers(apps: dict[str, Any]) -> tuple[dict[str, Any], list[Any]
     return servers, tasks, bases
 
 
+async def stop_servers(servers: dict[str, Any], tasks: list[Any]) -> None:
+    """Ask every server `start_servers` started to exit, and wait until they have."""
+    for s in servers.values():
+        s.should_exit = True
+    await asyncio.gather(*tasks)
+
+
 def write_bodies(path: Path, pairs: list[Pair], max_tokens: int) -> Path:
     """The `/v1/select` bodies of `pairs`, one per line, for a client process to read."""
     path.write_text("\n".join(b.decode() for b in request_bodies(pairs, max_tokens)) + "\n")
@@ -381,9 +388,7 @@ async def side_by_side(
                 flush=True,
             )
     finally:
-        for s in servers.values():
-            s.should_exit = True
-        await asyncio.gather(*tasks)
+        await stop_servers(servers, tasks)
         await engine.close()
     return {k: {**summarise(v), "concurrency": concurrency} for k, v in runs.items() if v}
 

@@ -86,6 +86,16 @@ def lower_thread_priority(increment: int) -> None:
         pass
 
 
+def new_image_pool(nice: int = IMAGE_POOL_NICE) -> ThreadPoolExecutor:
+    """A pool for CPU image work: one thread per core, each `nice` steps below the process."""
+    return ThreadPoolExecutor(
+        max_workers=max(1, len(os.sched_getaffinity(0))),
+        thread_name_prefix="creative4u-img",
+        initializer=lower_thread_priority,
+        initargs=(nice,),
+    )
+
+
 def image_pool() -> ThreadPoolExecutor:
     """The process's one bounded pool for CPU image work (decoding, resizing): one thread per
     core, so a burst of requests queues here instead of starving the event loop (and the
@@ -93,12 +103,7 @@ def image_pool() -> ThreadPoolExecutor:
     run `IMAGE_POOL_NICE` below the process."""
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(
-            max_workers=max(1, len(os.sched_getaffinity(0))),
-            thread_name_prefix="creative4u-img",
-            initializer=lower_thread_priority,
-            initargs=(IMAGE_POOL_NICE,),
-        )
+        _POOL = new_image_pool()
     return _POOL
 
 

@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_serve import make_pairs, run_clients, start_servers, write_bodies  # noqa: E402
+from bench_serve import make_pairs, run_clients, start_servers, stop_servers, write_bodies  # noqa: E402
 
 from creative4u.engines import Completion, Engine  # noqa: E402
 from creative4u.protocol import DIMENSION_IDS, DimensionVerdict, Verdict, render  # noqa: E402
@@ -168,8 +168,7 @@ async def measure(model: str, n: int, concurrency: int, rounds: int) -> dict[str
                     flush=True,
                 )
     finally:
-        servers["api"].should_exit = True
-        await asyncio.gather(*tasks)
+        await stop_servers(servers, tasks)
     pngs = [to_png_bytes(img) for pair in pairs[:64] for img in pair]
     return {
         "fitted_size": list(fitted[0][0].size),

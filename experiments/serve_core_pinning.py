@@ -42,6 +42,7 @@ from bench_serve import (  # noqa: E402
     make_pairs,
     serving_engine,
     start_servers,
+    stop_servers,
     through_api,
     write_bodies,
 )
@@ -190,8 +191,7 @@ async def measure(
             )
     finally:
         apply("free")
-        servers["api"].should_exit = True
-        await asyncio.gather(*tasks)
+        await stop_servers(servers, tasks)
         await engine.close()
     return runs, sorted(front), sorted(everything - front)
 

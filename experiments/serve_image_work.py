@@ -38,7 +38,6 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ from bench_serve import (  # noqa: E402
     median_interval,
     serving_engine,
     start_servers,
+    stop_servers,
     through_api,
     write_bodies,
 )
@@ -63,13 +63,6 @@ from creative4u import images  # noqa: E402
 from creative4u.images import in_image_pool, load_image, to_data_url  # noqa: E402
 
 CONDITIONS = ("engine", "engine + images", "API fitted", "API")
-
-
-def pool_at(nice: int) -> ThreadPoolExecutor:
-    """An image pool like `creative4u.images.image_pool()` with its threads `nice` below the
-    process (0: level with it)."""
-    workers = max(1, len(os.sched_getaffinity(0)))
-    return ThreadPoolExecutor(workers, initializer=images.lower_thread_priority, initargs=(nice,))
 
 
 async def direct_from_png(
@@ -117,7 +110,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.image_nice is None:
         conditions, pools = CONDITIONS, {}
     else:  # the API with its image pool level with the process, and `image_nice` below it
-        pools = {f"API, image pool at nice {n}": pool_at(n) for n in (0, args.image_nice)}
+        pools = {
+            f"API, image pool at nice {n}": images.new_image_pool(n) for n in (0, args.image_nice)
+        }
         conditions = ("engine", *pools)
 
     async def measure(name: str) -> dict[str, Any]:
@@ -151,9 +146,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
     finally:
-        for s in servers.values():
-            s.should_exit = True
-        await asyncio.gather(*tasks)
+        await stop_servers(servers, tasks)
         await engine.close()
 
     def ratios(num: str) -> dict[str, Any]:

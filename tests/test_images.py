@@ -149,11 +149,11 @@ def test_image_pool_threads_run_below_the_process() -> None:
     """The server's image work yields the cores to vLLM's scheduler and worker: the pool's
     threads run IMAGE_POOL_NICE steps below the thread that asked for the pool, which keeps its
     own priority."""
-    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     def nice() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
+    here = nice()
     in_pool = asyncio.run(images.in_image_pool(nice))
     assert images.IMAGE_POOL_NICE > 0
     assert in_pool == min(19, here + images.IMAGE_POOL_NICE)
